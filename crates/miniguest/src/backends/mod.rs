@@ -1,0 +1,230 @@
+//! Hypervisor backends: each turns a guest's manifest into configuration for
+//! one hypervisor. None of them copies anything into the guest: the host's
+//! store and the guest's `boot/` are shared read-only.
+
+pub mod idmap;
+pub mod libvirt;
+pub mod lxc;
+pub mod nspawn;
+pub mod qemu;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::{HypervisorOptions, VirtType};
+use crate::guest_name::GuestName;
+use crate::layout::{Entry, Layout};
+use crate::manifest::{layout as files, Interface, InterfaceType, Manifest, Volume};
+use crate::store_path::store_dir;
+
+/// Everything a backend needs to know about one guest.
+#[derive(Debug, Clone)]
+pub struct GuestSpec {
+    pub name: GuestName,
+    /// `GUESTS_DIR/NAME`: always reached through the link, so an upgrade or
+    /// rollback takes effect at the next boot without redefining anything.
+    pub root: PathBuf,
+    pub store_dir: PathBuf,
+    pub manifest: Manifest,
+    pub memory_mib: u64,
+    pub vcpus: u32,
+    pub virt_type: VirtType,
+    pub interfaces: Vec<Interface>,
+    /// Host directory holding this guest's declared volumes.
+    pub volume_dir: PathBuf,
+    pub console_log: Option<PathBuf>,
+}
+
+impl GuestSpec {
+    pub fn resolve(layout: &Layout, name: &GuestName, opts: &HypervisorOptions) -> Result<Self> {
+        match layout.entry(name)? {
+            Entry::Imperative | Entry::Declarative(_) => {}
+            Entry::Missing => bail!("guest {name} is not installed"),
+            Entry::Foreign => bail!(
+                "{} is not a Miniguest guest",
+                layout.link(name).display()
+            ),
+        }
+        let root = layout.link(name);
+        let manifest = Manifest::load(&root)?;
+        let interfaces = match &opts.network {
+            Some(spec) => parse_network(spec)?,
+            None => manifest.interfaces.clone(),
+        };
+        Ok(GuestSpec {
+            name: name.clone(),
+            store_dir: store_dir(),
+            memory_mib: opts.memory.unwrap_or(manifest.memory_mib),
+            vcpus: opts.vcpus.unwrap_or(manifest.vcpus),
+            virt_type: opts.virt_type.unwrap_or_else(default_virt_type),
+            interfaces,
+            volume_dir: opts.state_dir.join(name.as_str()),
+            console_log: opts.console_log.clone(),
+            manifest,
+            root,
+        })
+    }
+
+    pub fn kernel(&self) -> PathBuf {
+        self.root.join(files::KERNEL)
+    }
+
+    pub fn initrd(&self) -> PathBuf {
+        self.root.join(files::INITRD)
+    }
+
+    pub fn boot_dir(&self) -> PathBuf {
+        self.root.join(files::BOOT_DIR)
+    }
+
+    pub fn cmdline(&self) -> String {
+        self.manifest.kernel_params.join(" ")
+    }
+
+    pub fn volume_image(&self, volume: &Volume) -> PathBuf {
+        self.volume_dir.join(format!("{}.img", volume.name))
+    }
+
+    /// Volumes for containers are directories rather than images.
+    pub fn volume_directory(&self, volume: &Volume) -> PathBuf {
+        self.volume_dir.join(&volume.name)
+    }
+
+    /// Creates missing volume images as sparse files; existing ones (the
+    /// guest's state) are never touched.
+    pub fn create_volume_images(&self) -> Result<()> {
+        for volume in &self.manifest.volumes {
+            let path = self.volume_image(volume);
+            if path.exists() {
+                continue;
+            }
+            std::fs::create_dir_all(&self.volume_dir)
+                .with_context(|| format!("cannot create {}", self.volume_dir.display()))?;
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            file.set_len(volume.size_mib * 1024 * 1024)?;
+        }
+        Ok(())
+    }
+
+    pub fn require_vm(&self) -> Result<()> {
+        if self.manifest.guest_type != crate::manifest::GuestType::Qemu {
+            bail!(
+                "guest {} is a container (guestType lxc): it has no kernel to boot; use `miniguest create -t lxc`",
+                self.name
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A directory shared with the guest over virtio (9p or virtiofs).
+pub struct Mount {
+    pub source: String,
+    pub tag: String,
+    pub read_only: bool,
+}
+
+/// The two read-only program shares, then the manifest's own shares.
+pub fn mounts(spec: &GuestSpec) -> Result<Vec<Mount>> {
+    let mut mounts = vec![
+        Mount {
+            source: path_str(&spec.store_dir)?.to_owned(),
+            tag: files::STORE_TAG.to_owned(),
+            read_only: true,
+        },
+        Mount {
+            source: path_str(&spec.boot_dir())?.to_owned(),
+            tag: files::BOOT_TAG.to_owned(),
+            read_only: true,
+        },
+    ];
+    mounts.extend(spec.manifest.shares.iter().map(|share| Mount {
+        source: share.source.clone(),
+        tag: share.tag.clone(),
+        read_only: share.read_only,
+    }));
+    Ok(mounts)
+}
+
+/// `none`, `user`, `bridge=BR`, `network=NET`, comma-separated for several.
+pub fn parse_network(spec: &str) -> Result<Vec<Interface>> {
+    if spec == "none" {
+        return Ok(vec![]);
+    }
+    spec.split(',')
+        .map(|part| {
+            let (kind, source) = match part.split_once('=') {
+                Some((k, v)) => (k, Some(v.to_owned())),
+                None => (part, None),
+            };
+            let kind = match (kind, &source) {
+                ("user", None) => InterfaceType::User,
+                ("bridge", Some(_)) => InterfaceType::Bridge,
+                ("network", Some(_)) => InterfaceType::Network,
+                _ => bail!("invalid --network {part:?} (expected none, user, bridge=BR or network=NET)"),
+            };
+            Ok(Interface {
+                kind,
+                source,
+                mac: None,
+            })
+        })
+        .collect()
+}
+
+/// KVM only when the CPU advertises it and /dev/kvm opens: a /dev/kvm without
+/// vmx/svm exists on some hosts and hangs guests.
+pub fn kvm_usable() -> bool {
+    let cpu_has_it = std::fs::read_to_string("/proc/cpuinfo")
+        .map(|info| info.contains(" vmx") || info.contains(" svm"))
+        .unwrap_or(false);
+    cpu_has_it
+        && std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .is_ok()
+}
+
+fn default_virt_type() -> VirtType {
+    if kvm_usable() {
+        VirtType::Kvm
+    } else {
+        VirtType::Qemu
+    }
+}
+
+/// Finds a program in PATH or in the given fallback locations.
+pub fn find_program(name: &str, fallbacks: &[&str]) -> Option<PathBuf> {
+    let from_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    from_path.or_else(|| fallbacks.iter().map(PathBuf::from).find(|p| p.is_file()))
+}
+
+pub fn path_str(path: &Path) -> Result<&str> {
+    path.to_str()
+        .with_context(|| format!("path {} is not valid UTF-8", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_specs() {
+        assert!(parse_network("none").unwrap().is_empty());
+        let ifs = parse_network("user,bridge=br0").unwrap();
+        assert_eq!(ifs[0].kind, InterfaceType::User);
+        assert_eq!(ifs[1].source.as_deref(), Some("br0"));
+        assert!(parse_network("bridge").is_err());
+        assert!(parse_network("wifi").is_err());
+    }
+}

@@ -1,0 +1,89 @@
+//! systemd-nspawn: the same two read-only binds and a private user range,
+//! as a command line.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use super::idmap::IdMap;
+use super::lxc::require_container;
+use super::{path_str, GuestSpec};
+use crate::manifest::layout as files;
+
+/// nspawn's bind syntax separates source and target with ':'.
+fn bind_escape(path: &str) -> String {
+    path.replace('\\', "\\\\").replace(':', "\\:")
+}
+
+pub struct Machine<'a> {
+    pub spec: &'a GuestSpec,
+    pub idmap: Option<IdMap>,
+}
+
+impl Machine<'_> {
+    /// An empty root; nspawn insists on a `usr/` in it.
+    pub fn root(&self) -> PathBuf {
+        self.spec.volume_dir.join("nspawn-root")
+    }
+
+    pub fn argv(&self) -> Result<Vec<String>> {
+        require_container(self.spec)?;
+        let spec = self.spec;
+        let mut argv: Vec<String> = vec![
+            "systemd-nspawn".into(),
+            format!("--machine={}", spec.name),
+            format!("--directory={}", path_str(&self.root())?),
+        ];
+        // Without systemd as the host's init there is no machined to register with.
+        if !std::path::Path::new("/run/systemd/system").exists() {
+            argv.extend(["--register=no".into(), "--keep-unit".into()]);
+        }
+        if let Some(map) = self.idmap {
+            argv.push(format!("--private-users={}:{}", map.uid_start, map.count));
+            argv.push("--private-users-ownership=chown".into());
+        }
+        argv.push(format!("--bind-ro={}:/nix/store", bind_escape(path_str(&spec.store_dir)?)));
+        argv.push(format!(
+            "--bind-ro={}:/{}",
+            bind_escape(path_str(&spec.boot_dir())?),
+            files::BOOT_DIR
+        ));
+        for volume in &spec.manifest.volumes {
+            argv.push(format!(
+                "--bind={}:{}",
+                bind_escape(path_str(&spec.volume_directory(volume))?),
+                bind_escape(&volume.mount_point)
+            ));
+        }
+        for share in &spec.manifest.shares {
+            let flag = if share.read_only { "--bind-ro" } else { "--bind" };
+            argv.push(format!(
+                "{flag}={}:{}",
+                bind_escape(&share.source),
+                bind_escape(&share.mount_point)
+            ));
+        }
+        if spec.interfaces.is_empty() {
+            argv.push("--private-network".into());
+        }
+        for iface in &spec.interfaces {
+            if let Some(br) = &iface.source {
+                argv.push(format!("--network-bridge={br}"));
+            }
+        }
+        argv.push(format!("/{}", files::INIT));
+        Ok(argv)
+    }
+
+    pub fn script(&self) -> Result<String> {
+        let root = crate::shell::quote(path_str(&self.root())?).into_owned();
+        let mut s = format!("mkdir -p {root}/usr\n");
+        for volume in &self.spec.manifest.volumes {
+            let dir = crate::shell::quote(path_str(&self.spec.volume_directory(volume))?).into_owned();
+            s.push_str(&format!("mkdir -p {dir}\n"));
+        }
+        s.push_str(&crate::shell::join(&self.argv()?));
+        s.push('\n');
+        Ok(s)
+    }
+}

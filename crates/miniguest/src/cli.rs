@@ -1,0 +1,216 @@
+//! Command-line interface definition. Kept free of behaviour so that the
+//! xtask can render completions and the man page from it.
+
+use std::path::PathBuf;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::layout::{DEFAULT_GUESTS_DIR, DEFAULT_PROFILES_DIR};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "miniguest",
+    version,
+    about = "Lightweight, declarative NixOS guests whose program lives in the host's Nix store"
+)]
+pub struct Cli {
+    /// Where guests are linked (one entry per guest)
+    #[arg(long, global = true, env = "MINIGUEST_GUESTS_DIR", default_value = DEFAULT_GUESTS_DIR)]
+    pub guests_dir: PathBuf,
+
+    /// Where the guests' Nix profiles live
+    #[arg(long, global = true, env = "MINIGUEST_PROFILES_DIR", default_value = DEFAULT_PROFILES_DIR)]
+    pub profiles_dir: PathBuf,
+
+    /// Log what is run (-v: commands, -vv: everything)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build a guest from a flake and install it as a new profile generation
+    Install(InstallArgs),
+    /// Rebuild guests from the flake they were installed from
+    Upgrade(UpgradeArgs),
+    /// Switch a guest to its previous (or a given) generation
+    Rollback(RollbackArgs),
+    /// List a guest's generations
+    Generations(GenerationsArgs),
+    /// Remove a guest (its store paths become garbage)
+    Remove(NameArg),
+    /// List installed guests
+    List(JsonArg),
+    /// Write a flake of example guests into a directory
+    Template(TemplateArgs),
+    /// Configure a hypervisor to run an installed guest
+    Create(CreateArgs),
+    /// Boot an installed guest with QEMU, console on this terminal
+    Run(RunArgs),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+    /// Print the man page (roff)
+    #[command(hide = true)]
+    Manpage,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Guest name (default: the configuration's attribute name)
+    #[arg(short, long)]
+    pub name: Option<String>,
+    /// Replace an installed guest (as a new generation; rollback still works)
+    #[arg(short, long)]
+    pub force: bool,
+    /// FLAKEREF[#ATTR]: ATTR names nixosConfigurations.ATTR, or is a full attribute path
+    pub source: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// Upgrade every imperative guest
+    #[arg(long, conflicts_with = "names")]
+    pub all: bool,
+    #[arg(required_unless_present = "all")]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    pub name: String,
+    /// Generation to switch to (default: the one before the current)
+    #[arg(long)]
+    pub to: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerationsArgs {
+    pub name: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NameArg {
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArg {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TemplateArgs {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// libvirt with QEMU (virt-install command, or defined through the libvirt API)
+    Libvirt,
+    /// A plain qemu-system command line
+    Qemu,
+    /// An LXC container
+    Lxc,
+    /// A systemd-nspawn command line
+    Nspawn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VirtType {
+    Kvm,
+    Qemu,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputForm {
+    /// A shell command that creates the guest (default)
+    Command,
+    /// The generated configuration itself (domain XML, LXC config)
+    Config,
+}
+
+#[derive(Debug, Args)]
+pub struct HypervisorOptions {
+    /// Memory in MiB (default: from the guest's manifest)
+    #[arg(long)]
+    pub memory: Option<u64>,
+    /// Virtual CPUs (default: from the guest's manifest)
+    #[arg(long)]
+    pub vcpus: Option<u32>,
+    /// Virtualisation type (default: kvm when /dev/kvm works, else qemu)
+    #[arg(long, value_enum)]
+    pub virt_type: Option<VirtType>,
+    /// Network: none, user, bridge=BR or network=NET (default: from the manifest)
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Where declared volumes are kept on the host
+    #[arg(long, env = "MINIGUEST_STATE_DIR", default_value = "/var/lib/miniguest")]
+    pub state_dir: PathBuf,
+    /// Console log file instead of a terminal (libvirt, qemu)
+    #[arg(long)]
+    pub console_log: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Hypervisor backend (default: libvirt for VM guests, lxc for containers)
+    #[arg(short = 't', long = "type", value_enum)]
+    pub backend: Option<Backend>,
+    pub name: String,
+    /// Apply the configuration instead of printing a command
+    #[arg(long, conflicts_with_all = ["xml", "config"])]
+    pub define: bool,
+    /// Print the libvirt domain XML
+    #[arg(long)]
+    pub xml: bool,
+    /// Print the generated configuration (domain XML, LXC config)
+    #[arg(long)]
+    pub config: bool,
+    /// libvirt connection URI
+    #[arg(short, long, env = "LIBVIRT_DEFAULT_URI", default_value = "qemu:///system")]
+    pub connect: String,
+    /// LXC: where containers are defined (lxc-create -P)
+    #[arg(long)]
+    pub lxcpath: Option<PathBuf>,
+    /// LXC/nspawn: run the container's root as the host's root. The guest can
+    /// then write into the host's Nix store. Never do this outside a test rig.
+    #[arg(long)]
+    pub unsafe_unmapped_root: bool,
+    #[command(flatten)]
+    pub hypervisor: HypervisorOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub hypervisor: HypervisorOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    pub shell: clap_complete::Shell,
+}
+
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+pub fn man_page() -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(command()).render(&mut out)?;
+    Ok(out)
+}
+
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut command(), "miniguest", &mut out);
+    out
+}

@@ -1,0 +1,84 @@
+//! One module per subcommand; this one dispatches and holds what they share.
+
+mod create;
+mod generations;
+mod install;
+mod list;
+mod remove;
+mod rollback;
+mod run;
+mod template;
+mod upgrade;
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+
+use crate::cli::{Cli, Command};
+use crate::guest_name::GuestName;
+use crate::layout::Layout;
+
+pub fn run(cli: Cli) -> Result<()> {
+    let layout = Layout {
+        guests_dir: cli.guests_dir,
+        profiles_dir: cli.profiles_dir,
+    };
+    match cli.command {
+        Command::Install(args) => install::run(&layout, args),
+        Command::Upgrade(args) => upgrade::run(&layout, args),
+        Command::Rollback(args) => rollback::run(&layout, args),
+        Command::Generations(args) => generations::run(&layout, args),
+        Command::Remove(args) => remove::run(&layout, &args.name),
+        Command::List(args) => list::run(&layout, args.json),
+        Command::Template(args) => template::run(&args.dir),
+        Command::Create(args) => create::run(&layout, args),
+        Command::Run(args) => run::run(&layout, args),
+        Command::Completions(args) => print_bytes(&crate::cli::completions(args.shell)),
+        Command::Manpage => print_bytes(&crate::cli::man_page()?),
+    }
+}
+
+pub(crate) fn parse_name(name: &str) -> Result<GuestName> {
+    name.parse()
+        .with_context(|| format!("invalid guest name {:?}", name))
+}
+
+fn print_bytes(bytes: &[u8]) -> Result<()> {
+    std::io::stdout().lock().write_all(bytes)?;
+    Ok(())
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// An installed, imperative guest, locked for the duration of a command.
+pub(crate) struct LockedGuest<'a> {
+    pub name: GuestName,
+    pub layout: &'a Layout,
+    _lock: crate::lock::GuestLock,
+}
+
+impl<'a> LockedGuest<'a> {
+    /// Locks the guest and checks that it is installed and ours to change.
+    pub fn open(layout: &'a Layout, name: &str) -> Result<Self> {
+        let name = parse_name(name)?;
+        let lock = crate::lock::lock(layout, &name)?;
+        layout.check_owned(&name)?;
+        if !crate::profile::Profile::new(&layout.profile(&name)).exists() {
+            anyhow::bail!("guest {name} is not installed");
+        }
+        Ok(LockedGuest {
+            name,
+            layout,
+            _lock: lock,
+        })
+    }
+
+    pub fn profile_path(&self) -> std::path::PathBuf {
+        self.layout.profile(&self.name)
+    }
+}

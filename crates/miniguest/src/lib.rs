@@ -1,0 +1,17 @@
+//! Miniguest: NixOS guests built into small store paths and kept in Nix
+//! profiles, run by real hypervisors with the host's store shared read-only.
+
+pub mod backends;
+pub mod cli;
+pub mod commands;
+pub mod guest_name;
+pub mod installable;
+pub mod layout;
+pub mod lock;
+pub mod manifest;
+pub mod nix;
+pub mod origin;
+pub mod profile;
+pub mod shell;
+pub mod store_path;
+pub mod template;

@@ -1,0 +1,21 @@
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn main() {
+    let cli = miniguest::cli::Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "miniguest=debug",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level)))
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+    if let Err(e) = miniguest::commands::run(cli) {
+        // One line: the chain of causes, outermost first.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,101 @@
+//! The `nix` and `nix-env` commands, wrapped. Nix's own progress and errors
+//! go straight to the user's terminal; only stdout is captured.
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+use serde::de::DeserializeOwned;
+
+use crate::installable::Installable;
+use crate::store_path::StorePath;
+
+pub trait CommandExt {
+    /// Runs the command, passing stderr through, and fails with the
+    /// command's name when it exits non-zero.
+    fn run_checked(&mut self) -> Result<()>;
+    /// Like `run_checked`, and parses stdout as JSON.
+    fn capture_json<T: DeserializeOwned>(&mut self) -> Result<T>;
+}
+
+impl CommandExt for Command {
+    fn run_checked(&mut self) -> Result<()> {
+        tracing::debug!(command = ?self, "running");
+        let status = self
+            .stdin(Stdio::null())
+            .status()
+            .with_context(|| format!("cannot run {}", program_name(self)))?;
+        if !status.success() {
+            bail!("{} failed ({status})", program_name(self));
+        }
+        Ok(())
+    }
+
+    fn capture_json<T: DeserializeOwned>(&mut self) -> Result<T> {
+        tracing::debug!(command = ?self, "running");
+        let output = self
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .with_context(|| format!("cannot run {}", program_name(self)))?;
+        if !output.status.success() {
+            bail!("{} failed ({})", program_name(self), output.status);
+        }
+        serde_json::from_slice(&output.stdout)
+            .with_context(|| format!("unexpected output from {}", program_name(self)))
+    }
+}
+
+fn program_name(cmd: &Command) -> String {
+    let args: Vec<_> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args().take(1))
+        .map(OsStr::to_string_lossy)
+        .collect();
+    format!("`{}`", args.join(" "))
+}
+
+#[derive(serde::Deserialize)]
+struct BuildResult {
+    outputs: std::collections::BTreeMap<String, String>,
+}
+
+/// Builds an installable without creating a result link and returns its
+/// `out` path.
+pub fn build(installable: &Installable, refresh: bool) -> Result<StorePath> {
+    let mut cmd = Command::new("nix");
+    cmd.args(["build", "--json", "--no-link"]);
+    if refresh {
+        cmd.arg("--refresh");
+    }
+    cmd.arg(installable.to_arg());
+    let results: Vec<BuildResult> = cmd.capture_json()?;
+    let out = results
+        .into_iter()
+        .next()
+        .and_then(|r| r.outputs.get("out").cloned())
+        .context("`nix build` reported no output")?;
+    StorePath::new(out)
+}
+
+/// Makes `path` the profile's current generation (a new one unless it
+/// already is current).
+pub fn profile_set(profile: &Path, path: &StorePath) -> Result<()> {
+    nix_env(profile).arg("--set").arg(path.as_path()).run_checked()
+}
+
+pub fn profile_switch(profile: &Path, generation: u64) -> Result<()> {
+    nix_env(profile)
+        .args(["--switch-generation", &generation.to_string()])
+        .run_checked()
+}
+
+pub fn profile_rollback(profile: &Path) -> Result<()> {
+    nix_env(profile).arg("--rollback").run_checked()
+}
+
+fn nix_env(profile: &Path) -> Command {
+    let mut cmd = Command::new("nix-env");
+    cmd.arg("--profile").arg(profile);
+    cmd
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs and configures everything the test suite needs on a fresh Debian 12
+# machine: Nix (offline, single-user), QEMU, libvirt, LXC, systemd-nspawn and
+# the pieces of the stand-in guest (Debian kernel, busybox). Idempotent.
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+apt_opts=(-y -q --no-install-recommends)
+
+if ! dpkg -s nix-bin qemu-system-x86 libvirt-daemon-driver-qemu lxc busybox-static >/dev/null 2>&1; then
+  apt-get update -q
+  # The image's qemu-utils comes from backports and blocks bookworm's QEMU.
+  apt-get install "${apt_opts[@]}" --allow-downgrades \
+    qemu-system-x86 qemu-utils/bookworm qemu-block-extra/bookworm
+  apt-get install "${apt_opts[@]}" \
+    nix-bin git jq cpio gzip kmod busybox-static \
+    libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev \
+    virtinst pkg-config libxml2-utils \
+    lxc uidmap systemd-container hyperfine
+fi
+
+# Nix: offline, flakes on, no sandbox (builders see the host's /bin).
+mkdir -p /etc/nix
+registry=/etc/nix/empty-registry.json
+[ -f "$registry" ] || echo '{"flakes":[],"version":2}' > "$registry"
+cat > /etc/nix/nix.conf <<CONF
+experimental-features = nix-command flakes
+substituters =
+flake-registry = $registry
+sandbox = false
+CONF
+
+# libvirt's QEMU driver runs guests as this user.
+getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu
+if ! getent passwd libvirt-qemu >/dev/null; then
+  groups=()
+  getent group kvm >/dev/null && groups=(-G kvm)
+  useradd -r -g libvirt-qemu "${groups[@]}" -M -s /usr/sbin/nologin libvirt-qemu
+fi
+
+# LXC maps container root to this range.
+grep -q '^root:' /etc/subuid 2>/dev/null || echo 'root:100000:65536' >> /etc/subuid
+grep -q '^root:' /etc/subgid 2>/dev/null || echo 'root:100000:65536' >> /etc/subgid
+
+# The stand-in guest's kernel: unpacked from Debian's package rather than
+# installed, so the host's /boot is left alone.
+kdir=/var/cache/miniguest-test/kernel
+if [ ! -f "$kdir/vmlinuz" ]; then
+  tmp=$(mktemp -d)
+  pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  (cd "$tmp" && apt-get download "$pkg")
+  mkdir -p "$kdir.new"
+  dpkg-deb -x "$tmp"/*.deb "$kdir.new/root"
+  cp "$kdir.new"/root/boot/vmlinuz-* "$kdir.new/vmlinuz"
+  rm -rf "$kdir" && mv "$kdir.new" "$kdir"
+  rm -rf "$tmp"
+fi
+echo "setup-host: ready"
