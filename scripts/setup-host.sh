@@ -28,6 +28,8 @@ experimental-features = nix-command flakes
 substituters =
 flake-registry = $registry
 sandbox = false
+# Single-user install: builds run as the invoking user.
+build-users-group =
 CONF
 
 # libvirt's QEMU driver runs guests as this user.

@@ -1,0 +1,435 @@
+//! The CLI against real Nix, each test in its own store.
+
+mod common;
+
+use common::{nix_available, stderr, stdout, TestEnv};
+
+macro_rules! need_nix {
+    () => {
+        if !nix_available() {
+            return;
+        }
+    };
+}
+
+fn assert_one_line_error(out: &std::process::Output) {
+    assert!(!out.status.success(), "expected failure, got {out:?}");
+    let err = stderr(out);
+    let ours: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(ours.len(), 1, "want exactly one error line in {err:?}");
+}
+
+#[test]
+fn install_creates_profile_link_and_generation() {
+    need_nix!();
+    let env = TestEnv::new();
+    let out = env.run(&["install", &env.flake("vm")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("installed guest vm (generation 1)"));
+    assert_eq!(std::fs::read_link(env.link("vm")).unwrap(), env.profile("vm"));
+    assert_eq!(env.generations("vm"), vec![1]);
+    let output = env.current_output("vm");
+    assert!(output.starts_with(env.store_dir()));
+    assert!(env.link("vm").join("miniguest.json").is_file());
+    assert!(env.link("vm").join("boot/init").is_file());
+}
+
+#[test]
+fn install_without_attribute_uses_default() {
+    need_nix!();
+    let env = TestEnv::new();
+    let flake = format!("path:{}", env.flake_dir().display());
+    assert!(env.run(&["install", &flake]).status.success());
+    assert_eq!(env.generations("default"), vec![1]);
+}
+
+#[test]
+fn full_attribute_path_and_rename() {
+    need_nix!();
+    let env = TestEnv::new();
+    let full = env.flake("nixosConfigurations.ct.config.system.build.miniguest");
+    assert!(env.run(&["install", &full]).status.success());
+    assert_eq!(env.generations("ct"), vec![1]);
+    let out = env.run(&["install", "-n", "web", &env.flake("vm")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(env.link("web").exists());
+    assert!(!env.link("vm").exists());
+}
+
+#[test]
+fn second_install_needs_force_and_force_adds_a_generation() {
+    need_nix!();
+    let env = TestEnv::new();
+    assert!(env.run(&["install", &env.flake("vm")]).status.success());
+    let first = env.current_output("vm");
+
+    env.set_version("2");
+    let out = env.run(&["install", &env.flake("vm")]);
+    assert_one_line_error(&out);
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    assert_eq!(env.generations("vm"), vec![1]);
+    assert_eq!(env.current_output("vm"), first);
+
+    let out = env.run(&["install", "--force", &env.flake("vm")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(env.generations("vm"), vec![1, 2]);
+    assert_ne!(env.current_output("vm"), first);
+    // Still rollback-able.
+    assert!(env.run(&["rollback", "vm"]).status.success());
+    assert_eq!(env.current_output("vm"), first);
+}
+
+#[test]
+fn failed_installs_leave_nothing_behind() {
+    need_nix!();
+    let env = TestEnv::new();
+    for attr in ["missing", "broken", "plain"] {
+        let out = env.run(&["install", &env.flake(attr)]);
+        assert!(!out.status.success(), "{attr} should fail");
+        assert!(stderr(&out).lines().any(|l| l.starts_with("error: ")));
+        assert_eq!(env.visible_state(), Vec::<String>::new(), "{attr}");
+    }
+    // Nix's own error reaches the user.
+    let out = env.run(&["install", &env.flake("broken")]);
+    assert!(stderr(&out).contains("deliberate build failure"), "{}", stderr(&out));
+    let out = env.run(&["install", &env.flake("plain")]);
+    assert!(stderr(&out).contains("not a Miniguest guest output"), "{}", stderr(&out));
+}
+
+#[test]
+fn upgrade_adds_a_generation_only_when_the_output_changes() {
+    need_nix!();
+    let env = TestEnv::new();
+    assert!(env.run(&["install", &env.flake("vm")]).status.success());
+
+    let out = env.run(&["upgrade", "vm"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("up to date"), "{}", stdout(&out));
+    assert_eq!(env.generations("vm"), vec![1]);
+
+    env.set_version("2");
+    let out = env.run(&["upgrade", "vm"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("upgraded to generation 2"), "{}", stdout(&out));
+    assert_eq!(env.generations("vm"), vec![1, 2]);
+
+    let out = env.run(&["upgrade", "vm"]);
+    assert!(stdout(&out).contains("up to date (generation 2)"));
+    assert_eq!(env.generations("vm"), vec![1, 2]);
+}
+
+#[test]
+fn upgrade_all_and_from_another_directory() {
+    need_nix!();
+    let env = TestEnv::new();
+    // A relative flake reference is recorded as an absolute one.
+    let out = env
+        .cmd()
+        .current_dir(env.flake_dir())
+        .args(["install", "path:.#vm"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(env.run(&["install", &env.flake("ct")]).status.success());
+    env.set_version("3");
+    let out = env.cmd().current_dir("/").args(["upgrade", "--all"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(env.generations("vm"), vec![1, 2]);
+    assert_eq!(env.generations("ct"), vec![1, 2]);
+}
+
+#[test]
+fn rollback_to_previous_and_to_a_given_generation() {
+    need_nix!();
+    let env = TestEnv::new();
+    let mut outputs = Vec::new();
+    for v in ["1", "2", "3"] {
+        env.set_version(v);
+        assert!(env.run(&["install", "-f", &env.flake("vm")]).status.success());
+        outputs.push(env.current_output("vm"));
+    }
+    assert_eq!(env.generations("vm"), vec![1, 2, 3]);
+
+    let out = env.run(&["rollback", "vm"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(env.current_output("vm"), outputs[1]);
+
+    assert!(env.run(&["rollback", "vm", "--to", "1"]).status.success());
+    assert_eq!(env.current_output("vm"), outputs[0]);
+    let out = env.run(&["rollback", "vm"]);
+    assert_one_line_error(&out);
+    assert!(stderr(&out).contains("no generation before"));
+
+    assert!(env.run(&["rollback", "vm", "--to", "3"]).status.success());
+    assert_eq!(env.current_output("vm"), outputs[2]);
+    let out = env.run(&["rollback", "vm", "--to", "9"]);
+    assert_one_line_error(&out);
+    assert!(stderr(&out).contains("no generation 9"));
+
+    // The recorded flake reference survives rollbacks.
+    assert!(env.run(&["rollback", "vm", "--to", "1"]).status.success());
+    let out = env.run(&["upgrade", "vm"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(env.current_output("vm"), outputs[2]);
+}
+
+#[test]
+fn remove_deletes_links_so_gc_can_reclaim() {
+    need_nix!();
+    let env = TestEnv::new();
+    assert!(env.run(&["install", &env.flake("vm")]).status.success());
+    env.set_version("2");
+    assert!(env.run(&["upgrade", "vm"]).status.success());
+    let output = env.current_output("vm");
+
+    let out = env.run(&["remove", "vm"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(env.visible_state(), Vec::<String>::new());
+    assert_one_line_error(&env.run(&["remove", "vm"]));
+
+    // Nothing roots the output any more: the collector deletes it.
+    let gc = std::process::Command::new("nix-store")
+        .envs(env.nix_env())
+        .args(["--gc"])
+        .output()
+        .unwrap();
+    assert!(gc.status.success(), "{}", stderr(&gc));
+    assert!(!output.exists(), "{} survived garbage collection", output.display());
+}
+
+#[test]
+fn list_and_generations_in_text_and_json() {
+    need_nix!();
+    let env = TestEnv::new();
+    assert!(env.run(&["install", &env.flake("vm")]).status.success());
+    assert!(env.run(&["install", &env.flake("ct")]).status.success());
+    env.set_version("2");
+    assert!(env.run(&["upgrade", "vm"]).status.success());
+
+    let out = stdout(&env.run(&["list"]));
+    let vm_line = out.lines().find(|l| l.starts_with("vm ")).unwrap();
+    assert!(vm_line.contains("imperative") && vm_line.contains(" 2 ") && vm_line.contains("qemu"), "{vm_line}");
+    assert!(out.lines().any(|l| l.starts_with("ct ") && l.contains("lxc")));
+
+    let json: serde_json::Value = serde_json::from_slice(&env.run(&["list", "--json"]).stdout).unwrap();
+    let rows = json.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1]["name"], "vm");
+    assert_eq!(rows[1]["generation"], 2);
+    assert_eq!(rows[1]["guestType"], "qemu");
+    assert_eq!(rows[1]["kind"], "imperative");
+    assert_eq!(rows[1]["storePath"], env.current_output("vm").display().to_string());
+
+    let out = stdout(&env.run(&["generations", "vm"]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines[1].contains("(current)") && !lines[0].contains("(current)"));
+    let gens: serde_json::Value =
+        serde_json::from_slice(&env.run(&["generations", "vm", "--json"]).stdout).unwrap();
+    assert_eq!(gens[0]["generation"], 1);
+    assert_eq!(gens[0]["current"], false);
+    assert_eq!(gens[1]["current"], true);
+    assert_eq!(gens[1]["storePath"], env.current_output("vm").display().to_string());
+    assert!(gens[1]["created"].as_str().unwrap().ends_with('Z'));
+}
+
+#[test]
+fn bad_names_are_refused_before_anything_runs() {
+    need_nix!();
+    let env = TestEnv::new();
+    let long = "a".repeat(65);
+    let bad = ["a/b", "..", "x..y", "-rf", ".hidden", "a b", "tab\there", "bell\u{7}", "", &long, "vm-1-link"];
+    for name in bad {
+        // The broken attribute would fail loudly if a build were attempted.
+        let out = env.run(&["install", &format!("--name={name}"), &env.flake("broken")]);
+        assert_one_line_error(&out);
+        assert!(stderr(&out).contains("invalid guest name"), "{name:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("deliberate build failure"), "{name:?} reached the build");
+        for cmd in [&["remove", "--", name][..], &["rollback", "--", name], &["upgrade", "--", name], &["create", "--", name], &["generations", "--", name]] {
+            let out = env.run(cmd);
+            assert_one_line_error(&out);
+            assert!(stderr(&out).contains("invalid guest name"), "{cmd:?}");
+        }
+    }
+    assert_eq!(env.visible_state(), Vec::<String>::new());
+}
+
+#[test]
+fn foreign_files_are_left_alone() {
+    need_nix!();
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.guests_dir()).unwrap();
+    std::fs::write(env.link("vm"), "precious").unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", env.link("ct")).unwrap();
+
+    for args in [vec!["install".to_string(), env.flake("vm")], vec!["install".into(), env.flake("ct")]] {
+        let out = env.cmd().args(&args).output().unwrap();
+        assert_one_line_error(&out);
+        assert!(stderr(&out).contains("refusing to touch it"), "{}", stderr(&out));
+    }
+    assert_one_line_error(&env.run(&["remove", "vm"]));
+    assert_eq!(std::fs::read_to_string(env.link("vm")).unwrap(), "precious");
+    assert_eq!(std::fs::read_link(env.link("ct")).unwrap().to_str(), Some("/etc/hostname"));
+    assert!(!env.profile("vm").exists());
+    let listed: serde_json::Value = serde_json::from_slice(&env.run(&["list", "--json"]).stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn declarative_guests_are_listed_but_never_changed() {
+    need_nix!();
+    let env = TestEnv::new();
+    // Build a guest output the way the host module would, outside any profile.
+    let out = std::process::Command::new("nix")
+        .envs(env.nix_env())
+        .args(["build", "--json", "--no-link", &format!("{}.config.system.build.miniguest", env.flake("nixosConfigurations.ct"))])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let built: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let path = built[0]["outputs"]["out"].as_str().unwrap().to_owned();
+    std::fs::create_dir_all(env.guests_dir()).unwrap();
+    std::os::unix::fs::symlink(&path, env.link("decl")).unwrap();
+
+    let listed: serde_json::Value = serde_json::from_slice(&env.run(&["list", "--json"]).stdout).unwrap();
+    assert_eq!(listed[0]["name"], "decl");
+    assert_eq!(listed[0]["kind"], "declarative");
+    assert_eq!(listed[0]["guestType"], "lxc");
+
+    for args in [vec!["install".to_string(), "-n".into(), "decl".into(), env.flake("vm")], vec!["remove".into(), "decl".into()], vec!["rollback".into(), "decl".into()], vec!["upgrade".into(), "decl".into()]] {
+        let out = env.cmd().args(&args).output().unwrap();
+        assert_one_line_error(&out);
+        assert!(stderr(&out).contains("declared in the host configuration"), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(std::fs::read_link(env.link("decl")).unwrap().to_str(), Some(path.as_str()));
+}
+
+#[test]
+fn concurrent_installs_of_one_guest_are_serialised() {
+    need_nix!();
+    let env = TestEnv::new();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            env.std_cmd()
+                .args(["install", "--force", &env.flake("vm")])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    // Same output every time: one generation, a consistent profile.
+    assert_eq!(env.generations("vm"), vec![1]);
+    assert!(env.link("vm").join("miniguest.json").is_file());
+    let origin = env.profiles_dir().join(".miniguest/vm.json");
+    let recorded: serde_json::Value = serde_json::from_slice(&std::fs::read(origin).unwrap()).unwrap();
+    assert!(recorded["attribute"].as_str().unwrap().contains("vm"));
+
+    // Without --force exactly one of two racing installs of a new guest wins.
+    let racers: Vec<_> = (0..2)
+        .map(|_| {
+            env.std_cmd()
+                .args(["install", "-n", "race", &env.flake("ct")])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let wins = racers
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap().status.success())
+        .filter(|ok| *ok)
+        .count();
+    assert_eq!(wins, 1);
+    assert_eq!(env.generations("race"), vec![1]);
+}
+
+#[test]
+fn a_build_killed_midway_leaves_a_usable_state() {
+    need_nix!();
+    use std::os::unix::process::CommandExt;
+    let env = TestEnv::new();
+    assert!(env.run(&["install", "-n", "victim", &env.flake("vm")]).status.success());
+    let before = env.current_output("victim");
+
+    let child = env
+        .std_cmd()
+        .args(["install", "--force", "-n", "victim", &env.flake("slow")])
+        .process_group(0)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pgid = child.id() as i32;
+    // Wait until the build is running (its lock is held and Nix has started).
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let killed = std::process::Command::new("kill")
+        .args(["-s", "KILL", "--", &format!("-{pgid}")])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut child = child;
+    let _ = child.wait();
+
+    assert_eq!(env.generations("victim"), vec![1]);
+    assert_eq!(env.current_output("victim"), before);
+    // The next commands accept this state.
+    let out = env.run(&["list", "--json"]);
+    assert!(out.status.success());
+    env.set_version("2");
+    let out = env.run(&["upgrade", "victim"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(env.generations("victim"), vec![1, 2]);
+}
+
+#[test]
+fn template_writes_the_flake_and_refuses_to_overwrite() {
+    let env = TestEnv::new();
+    let dir = env.path("tpl");
+    let out = env.run(&["template", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let template_root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template");
+    let mut count = 0;
+    for entry in walk(&template_root) {
+        let rel = entry.strip_prefix(&template_root).unwrap();
+        assert_eq!(std::fs::read(&entry).unwrap(), std::fs::read(dir.join(rel)).unwrap(), "{rel:?}");
+        count += 1;
+    }
+    assert!(count >= 3);
+    assert_eq!(walk(&dir).len(), count);
+
+    std::fs::write(dir.join("flake.nix"), "mine").unwrap();
+    let out = env.run(&["template", dir.to_str().unwrap()]);
+    assert_one_line_error(&out);
+    assert!(stderr(&out).contains("refusing to overwrite"));
+    assert_eq!(std::fs::read_to_string(dir.join("flake.nix")).unwrap(), "mine");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+#[test]
+fn completions_and_man_page() {
+    let env = TestEnv::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = env.run(&["completions", shell]);
+        assert!(out.status.success());
+        assert!(stdout(&out).contains("install"), "{shell}");
+    }
+    let man = stdout(&env.run(&["manpage"]));
+    assert!(man.contains(".TH miniguest"));
+}

@@ -1,0 +1,182 @@
+//! Test environment: a private Nix store and state directory per test, so
+//! tests run in parallel and never touch the machine's /nix.
+
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Whether the real `nix` is installed; tests that need it say so when it
+/// is not, and CI (MINIGUEST_REQUIRE_NIX=1) turns that into a failure.
+pub fn nix_available() -> bool {
+    let ok = std::process::Command::new("nix")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("MINIGUEST_REQUIRE_NIX").is_none(),
+            "nix is required here but not installed (run scripts/setup-host.sh)"
+        );
+        eprintln!("skipped: `nix` is not installed (run scripts/setup-host.sh)");
+    }
+    ok
+}
+
+impl TestEnv {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        // Builds run as the nixbld users, who must reach the store.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let env = TestEnv { dir };
+        let conf = env.path("nix-conf");
+        std::fs::create_dir_all(&conf).unwrap();
+        std::fs::write(env.path("registry.json"), r#"{"flakes":[],"version":2}"#).unwrap();
+        std::fs::write(
+            conf.join("nix.conf"),
+            format!(
+                "experimental-features = nix-command flakes\nsubstituters =\nflake-registry = {}\nsandbox = false\nbuild-users-group =\n",
+                env.path("registry.json").display()
+            ),
+        )
+        .unwrap();
+        copy_dir(&fixture("tiny"), &env.flake_dir());
+        env
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn flake_dir(&self) -> PathBuf {
+        self.path("flake")
+    }
+
+    /// `path:` so that Nix does not treat the fixture as part of a git tree.
+    pub fn flake(&self, attr: &str) -> String {
+        format!("path:{}#{attr}", self.flake_dir().display())
+    }
+
+    pub fn set_version(&self, version: &str) {
+        std::fs::write(self.flake_dir().join("version"), version).unwrap();
+    }
+
+    pub fn guests_dir(&self) -> PathBuf {
+        self.path("etc-miniguests")
+    }
+
+    pub fn profiles_dir(&self) -> PathBuf {
+        self.path("profiles")
+    }
+
+    pub fn store_dir(&self) -> PathBuf {
+        self.path("store")
+    }
+
+    pub fn nix_env(&self) -> Vec<(&'static str, PathBuf)> {
+        vec![
+            ("NIX_STORE_DIR", self.store_dir()),
+            ("NIX_STATE_DIR", self.path("var")),
+            ("NIX_LOG_DIR", self.path("log")),
+            ("NIX_CONF_DIR", self.path("nix-conf")),
+            ("XDG_CACHE_HOME", self.path("cache")),
+            ("HOME", self.path("home")),
+            ("MINIGUEST_GUESTS_DIR", self.guests_dir()),
+            ("MINIGUEST_PROFILES_DIR", self.profiles_dir()),
+        ]
+    }
+
+    pub fn cmd(&self) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::cargo_bin("miniguest").unwrap();
+        cmd.envs(self.nix_env()).env_remove("NIX_CONFIG").env_remove("NIX_PATH");
+        cmd
+    }
+
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("miniguest"));
+        cmd.envs(self.nix_env()).env_remove("NIX_CONFIG").env_remove("NIX_PATH");
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    pub fn link(&self, name: &str) -> PathBuf {
+        self.guests_dir().join(name)
+    }
+
+    pub fn profile(&self, name: &str) -> PathBuf {
+        self.profiles_dir().join(name)
+    }
+
+    /// Generation numbers present for a guest, from the profile links.
+    pub fn generations(&self, name: &str) -> Vec<u64> {
+        let mut gens: Vec<u64> = std::fs::read_dir(self.profiles_dir())
+            .map(|rd| {
+                rd.filter_map(|e| {
+                    let n = e.ok()?.file_name().into_string().ok()?;
+                    n.strip_prefix(&format!("{name}-"))?
+                        .strip_suffix("-link")?
+                        .parse()
+                        .ok()
+                })
+                .collect()
+            })
+            .unwrap_or_default();
+        gens.sort();
+        gens
+    }
+
+    pub fn current_output(&self, name: &str) -> PathBuf {
+        self.profile(name).canonicalize().unwrap()
+    }
+
+    /// Everything under the guests and profiles directories, for asserting
+    /// that a failed command left nothing behind.
+    pub fn visible_state(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for dir in [self.guests_dir(), self.profiles_dir()] {
+            if let Ok(rd) = std::fs::read_dir(&dir) {
+                for e in rd.flatten() {
+                    let n = e.file_name().into_string().unwrap();
+                    if n != ".miniguest" {
+                        names.push(n);
+                    }
+                }
+            }
+        }
+        names.sort();
+        names
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
