@@ -54,6 +54,11 @@ if [ ! -f "$kdir/vmlinuz" ]; then
   mkdir -p "$kdir.new"
   dpkg-deb -x "$tmp"/*.deb "$kdir.new/root"
   cp "$kdir.new"/root/boot/vmlinuz-* "$kdir.new/vmlinuz"
+  # The package leaves modules.dep to its postinst; the stand-in's initrd
+  # builder reads it to load modules in dependency order.
+  kver=$(ls "$kdir.new/root/lib/modules")
+  depmod -b "$kdir.new/root" "$kver"
+  ln -s "root/lib/modules/$kver" "$kdir.new/modules"
   rm -rf "$kdir" && mv "$kdir.new" "$kdir"
   rm -rf "$tmp"
 fi

@@ -39,8 +39,9 @@ impl Machine<'_> {
             argv.extend(["--register=no".into(), "--keep-unit".into()]);
         }
         if let Some(map) = self.idmap {
+            // The root is handed to the mapped range by `script`: nspawn's
+            // own chown mode only takes ranges aligned to 65536.
             argv.push(format!("--private-users={}:{}", map.uid_start, map.count));
-            argv.push("--private-users-ownership=chown".into());
         }
         argv.push(format!("--bind-ro={}:/nix/store", bind_escape(path_str(&spec.store_dir)?)));
         argv.push(format!(
@@ -78,9 +79,15 @@ impl Machine<'_> {
     pub fn script(&self) -> Result<String> {
         let root = crate::shell::quote(path_str(&self.root())?).into_owned();
         let mut s = format!("mkdir -p {root}/usr\n");
+        if let Some(map) = self.idmap {
+            s.push_str(&format!("chown {}:{} {root} {root}/usr\n", map.uid_start, map.gid_start));
+        }
         for volume in &self.spec.manifest.volumes {
             let dir = crate::shell::quote(path_str(&self.spec.volume_directory(volume))?).into_owned();
             s.push_str(&format!("mkdir -p {dir}\n"));
+            if let Some(map) = self.idmap {
+                s.push_str(&format!("chown {}:{} {dir}\n", map.uid_start, map.gid_start));
+            }
         }
         s.push_str(&crate::shell::join(&self.argv()?));
         s.push('\n');

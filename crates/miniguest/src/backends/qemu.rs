@@ -187,6 +187,8 @@ pub fn boot(spec: &GuestSpec) -> Result<std::process::ExitStatus> {
             daemons.push(
                 Command::new(&daemon.argv[0])
                     .args(&daemon.argv[1..])
+                    // QEMU's virtiofsd logs every connection at its lowest level.
+                    .stderr(std::process::Stdio::null())
                     .spawn()
                     .with_context(|| format!("cannot start {}", daemon.argv[0]))?,
             );

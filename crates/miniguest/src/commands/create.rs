@@ -41,7 +41,12 @@ pub fn run(layout: &Layout, args: CreateArgs) -> Result<()> {
             if args.define || print_config {
                 bail!("plain QEMU keeps no configuration: run the printed command, or `miniguest run`");
             }
-            let sockets = std::env::temp_dir();
+            // A private directory for virtiofsd's sockets, made now so that
+            // the printed command never uses a guessable path in /tmp.
+            let sockets = tempfile::Builder::new()
+                .prefix("miniguest-sockets")
+                .tempdir()?
+                .keep();
             print!("{}", qemu::script(&qemu::invocation(&spec, &sockets)?));
         }
         Backend::Lxc => {

@@ -1,0 +1,98 @@
+# The guest output contract, Nix side. docs/contract.md describes it; the
+# Rust side is crates/miniguest/src/manifest.rs, and the test suite evaluates
+# this file to check that the two agree. Builtins only, so it evaluates
+# without nixpkgs.
+rec {
+  version = 1;
+
+  # Paths inside a guest output, relative to its root.
+  layout = {
+    manifest = "miniguest.json";
+    legacyManifest = "miniguest-config.json";
+    kernel = "kernel";
+    initrd = "initrd";
+    bootDir = "boot";
+    init = "boot/init";
+    registration = "boot/nix-path-registration";
+    # virtio tags of the two read-only shares.
+    storeTag = "nix-store";
+    bootTag = "boot";
+  };
+
+  defaults = {
+    guestType = "qemu";
+    storeFs = "9p";
+    memoryMiB = 1024;
+    vcpus = 1;
+  };
+
+  guestTypes = [ "qemu" "lxc" ];
+  storeFsTypes = [ "9p" "virtiofs" ];
+  interfaceTypes = [ "user" "bridge" "network" ];
+
+  # Kernel modules a VM guest's initrd loads to mount the shares.
+  initrdModules = {
+    "9p" = [ "virtio_pci" "9pnet_virtio" "9p" "virtio_blk" ];
+    virtiofs = [ "virtio_pci" "virtiofs" "virtio_blk" ];
+  };
+
+  # Mount options for the shares (the guest adds "ro" for the two program shares).
+  mountOptions = {
+    "9p" = [ "trans=virtio" "version=9p2000.L" "cache=loose" "msize=512000" ];
+    virtiofs = [ ];
+  };
+
+  # Where a declared volume appears in a VM guest.
+  volumeDevice = name: "/dev/disk/by-id/virtio-${name}";
+
+  # Builds the manifest from values shaped like the guest module's
+  # `boot.miniguest` options. Only guestType is required.
+  mkManifest = cfg:
+    let
+      get = name: default: if cfg ? ${name} then cfg.${name} else default;
+      volumes = get "volumes" { };
+      shares = get "shares" { };
+    in
+    {
+      inherit version;
+      guestType = get "guestType" defaults.guestType;
+      storeFs = if cfg ? qemu && cfg.qemu ? fsType then cfg.qemu.fsType else defaults.storeFs;
+      kernelParams = get "kernelParams" [ ];
+      memoryMiB = get "memoryMiB" defaults.memoryMiB;
+      vcpus = get "vcpus" defaults.vcpus;
+      volumes = map
+        (name: {
+          inherit name;
+          inherit (volumes.${name}) mountPoint sizeMiB;
+        })
+        (builtins.attrNames volumes);
+      shares = map
+        (tag: {
+          inherit tag;
+          inherit (shares.${tag}) source mountPoint;
+          readOnly = shares.${tag}.readOnly or false;
+        })
+        (builtins.attrNames shares);
+      interfaces = map
+        (i: {
+          inherit (i) type;
+          source = i.source or null;
+          mac = i.mac or null;
+        })
+        (get "interfaces" [ ]);
+    };
+
+  # POSIX shell that lays out $out from the environment variables
+  # init, registration and manifestFile, plus kernel and initrd (empty for
+  # containers). Both the NixOS module and the test stand-in run it.
+  assemble = ''
+    mkdir -p "$out/${layout.bootDir}"
+    ln -s "$init" "$out/${layout.init}"
+    cp "$registration" "$out/${layout.registration}"
+    cp "$manifestFile" "$out/${layout.manifest}"
+    if [ -n "$kernel" ]; then
+      ln -s "$kernel" "$out/${layout.kernel}"
+      ln -s "$initrd" "$out/${layout.initrd}"
+    fi
+  '';
+}
