@@ -20,7 +20,10 @@ fn collect(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
-    let root = manifest_dir.join("../../template").canonicalize().expect("template/ is missing");
+    let root = manifest_dir
+        .join("../../template")
+        .canonicalize()
+        .expect("template/ is missing");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut files = Vec::new();
     collect(&root, &root, &mut files);

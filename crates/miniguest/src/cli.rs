@@ -151,7 +151,11 @@ pub struct HypervisorOptions {
     #[arg(long)]
     pub network: Option<String>,
     /// Where declared volumes are kept on the host
-    #[arg(long, env = "MINIGUEST_STATE_DIR", default_value = "/var/lib/miniguest")]
+    #[arg(
+        long,
+        env = "MINIGUEST_STATE_DIR",
+        default_value = "/var/lib/miniguest"
+    )]
     pub state_dir: PathBuf,
     /// Console log file instead of a terminal (libvirt, qemu)
     #[arg(long)]
@@ -174,7 +178,12 @@ pub struct CreateArgs {
     #[arg(long)]
     pub config: bool,
     /// libvirt connection URI
-    #[arg(short, long, env = "LIBVIRT_DEFAULT_URI", default_value = "qemu:///system")]
+    #[arg(
+        short,
+        long,
+        env = "LIBVIRT_DEFAULT_URI",
+        default_value = "qemu:///system"
+    )]
     pub connect: String,
     /// LXC: where containers are defined (lxc-create -P)
     #[arg(long)]

@@ -101,7 +101,16 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_and_odd_but_safe_names() {
-        for ok in ["web", "db_1", "a.b", "x-y", "Ünïcode", "it's$(odd)", "a-link", "a-1-linkx"] {
+        for ok in [
+            "web",
+            "db_1",
+            "a.b",
+            "x-y",
+            "Ünïcode",
+            "it's$(odd)",
+            "a-link",
+            "a-1-linkx",
+        ] {
             assert!(ok.parse::<GuestName>().is_ok(), "{ok} should be accepted");
         }
         assert!("a".repeat(MAX_LEN).parse::<GuestName>().is_ok());

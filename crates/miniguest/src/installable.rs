@@ -37,7 +37,9 @@ pub fn parse(input: &str, cwd: &Path) -> Result<Parsed> {
         None => (input, None),
     };
     if flake.is_empty() {
-        bail!("missing flake reference in {input:?} (use '.#NAME' for the flake in this directory)");
+        bail!(
+            "missing flake reference in {input:?} (use '.#NAME' for the flake in this directory)"
+        );
     }
     let flake = absolutize(flake, cwd)?;
     let (attribute, implied_name) = match attr {
@@ -158,7 +160,10 @@ mod tests {
     fn no_attribute_means_default() {
         let parsed = p("github:me/guests");
         assert_eq!(parsed.implied_name.as_deref(), Some("default"));
-        assert!(parsed.installable.attribute.starts_with("nixosConfigurations.default."));
+        assert!(parsed
+            .installable
+            .attribute
+            .starts_with("nixosConfigurations.default."));
     }
 
     #[test]
@@ -187,7 +192,10 @@ mod tests {
         let parsed = parse("./sub#a", dir.path()).unwrap();
         assert_eq!(parsed.installable.flake, format!("{}/sub", real.display()));
         let parsed = parse("path:.?dir=x#a", dir.path()).unwrap();
-        assert_eq!(parsed.installable.flake, format!("path:{}?dir=x", real.display()));
+        assert_eq!(
+            parsed.installable.flake,
+            format!("path:{}?dir=x", real.display())
+        );
         assert!(parse("./missing#a", dir.path()).is_err());
     }
 

@@ -140,7 +140,9 @@ impl Manifest {
         match value.get("version") {
             None => bail!("missing field `version`"),
             Some(v) if v.as_u64() == Some(VERSION) => {}
-            Some(v) => bail!("unsupported manifest version {v} (this miniguest reads version {VERSION})"),
+            Some(v) => {
+                bail!("unsupported manifest version {v} (this miniguest reads version {VERSION})")
+            }
         }
         let manifest: Manifest = serde_json::from_value(value)?;
         manifest.check()?;
@@ -175,7 +177,11 @@ impl Manifest {
         }
         let legacy = guest_root.join(layout::LEGACY_MANIFEST);
         let text = std::fs::read_to_string(&legacy).with_context(|| {
-            format!("{} has no {} (is it a Miniguest guest?)", guest_root.display(), layout::MANIFEST)
+            format!(
+                "{} has no {} (is it a Miniguest guest?)",
+                guest_root.display(),
+                layout::MANIFEST
+            )
         })?;
         Self::parse_legacy(&text)
             .with_context(|| format!("invalid guest manifest {}", legacy.display()))
@@ -216,7 +222,10 @@ impl Manifest {
         }
         for share in &self.shares {
             if !share.source.starts_with('/') {
-                bail!("share source {:?} must be an absolute host path", share.source);
+                bail!(
+                    "share source {:?} must be an absolute host path",
+                    share.source
+                );
             }
         }
         Ok(())
@@ -264,10 +273,14 @@ mod tests {
     fn errors_name_the_problem() {
         let err = |j: &str| format!("{:#}", Manifest::parse(j).unwrap_err());
         assert!(err(r#"{"guestType":"qemu"}"#).contains("missing field `version`"));
-        assert!(err(r#"{"version":7,"guestType":"qemu"}"#).contains("unsupported manifest version 7"));
+        assert!(
+            err(r#"{"version":7,"guestType":"qemu"}"#).contains("unsupported manifest version 7")
+        );
         assert!(err(r#"{"version":1}"#).contains("missing field `guestType`"));
         assert!(err(r#"{"version":1,"guestType":"xen"}"#).contains("unknown variant `xen`"));
-        assert!(err(r#"{"version":1,"guestType":"lxc","memory":1}"#).contains("unknown field `memory`"));
+        assert!(
+            err(r#"{"version":1,"guestType":"lxc","memory":1}"#).contains("unknown field `memory`")
+        );
         assert!(err(r#"{"version":1,"guestType":"lxc","shares":[{"tag":"boot","source":"/x","mountPoint":"/y"}]}"#)
             .contains("reserved"));
         assert!(err(r#"{"version":1,"guestType":"lxc","volumes":[{"name":"a b","mountPoint":"/y","sizeMiB":1}]}"#)

@@ -81,7 +81,10 @@ pub fn build(installable: &Installable, refresh: bool) -> Result<StorePath> {
 /// Makes `path` the profile's current generation (a new one unless it
 /// already is current).
 pub fn profile_set(profile: &Path, path: &StorePath) -> Result<()> {
-    nix_env(profile).arg("--set").arg(path.as_path()).run_checked()
+    nix_env(profile)
+        .arg("--set")
+        .arg(path.as_path())
+        .run_checked()
 }
 
 pub fn profile_switch(profile: &Path, generation: u64) -> Result<()> {

@@ -79,7 +79,11 @@ impl<'a> Profile<'a> {
         };
         for entry in read {
             let entry = entry?;
-            if let Some(n) = entry.file_name().to_str().and_then(|n| self.parse_generation_link(n)) {
+            if let Some(n) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| self.parse_generation_link(n))
+            {
                 links.push((n, entry.path()));
             }
         }

@@ -21,7 +21,11 @@ pub fn join(argv: &[String]) -> String {
     let mut out = String::new();
     for (i, arg) in argv.iter().enumerate() {
         if i > 0 {
-            out.push_str(if arg.starts_with("--") && argv.len() > 4 { " \\\n  " } else { " " });
+            out.push_str(if arg.starts_with("--") && argv.len() > 4 {
+                " \\\n  "
+            } else {
+                " "
+            });
         }
         out.push_str(&quote(arg));
     }
@@ -43,7 +47,16 @@ mod tests {
 
     #[test]
     fn quoted_words_survive_a_real_shell() {
-        let nasty = ["it's", "$(touch /tmp/x)", "a\"b", "`id`", "x;y|z&", "*", "~root", "ü\\n"];
+        let nasty = [
+            "it's",
+            "$(touch /tmp/x)",
+            "a\"b",
+            "`id`",
+            "x;y|z&",
+            "*",
+            "~root",
+            "ü\\n",
+        ];
         let argv: Vec<String> = std::iter::once("printf".to_string())
             .chain(std::iter::once("%s\\n".to_string()))
             .chain(nasty.iter().map(|s| s.to_string()))

@@ -26,7 +26,10 @@ fn install_creates_profile_link_and_generation() {
     let out = env.run(&["install", &env.flake("vm")]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("installed guest vm (generation 1)"));
-    assert_eq!(std::fs::read_link(env.link("vm")).unwrap(), env.profile("vm"));
+    assert_eq!(
+        std::fs::read_link(env.link("vm")).unwrap(),
+        env.profile("vm")
+    );
     assert_eq!(env.generations("vm"), vec![1]);
     let output = env.current_output("vm");
     assert!(output.starts_with(env.store_dir()));
@@ -91,9 +94,17 @@ fn failed_installs_leave_nothing_behind() {
     }
     // Nix's own error reaches the user.
     let out = env.run(&["install", &env.flake("broken")]);
-    assert!(stderr(&out).contains("deliberate build failure"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("deliberate build failure"),
+        "{}",
+        stderr(&out)
+    );
     let out = env.run(&["install", &env.flake("plain")]);
-    assert!(stderr(&out).contains("not a Miniguest guest output"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a Miniguest guest output"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -110,7 +121,11 @@ fn upgrade_adds_a_generation_only_when_the_output_changes() {
     env.set_version("2");
     let out = env.run(&["upgrade", "vm"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("upgraded to generation 2"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("upgraded to generation 2"),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(env.generations("vm"), vec![1, 2]);
 
     let out = env.run(&["upgrade", "vm"]);
@@ -132,7 +147,12 @@ fn upgrade_all_and_from_another_directory() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(env.run(&["install", &env.flake("ct")]).status.success());
     env.set_version("3");
-    let out = env.cmd().current_dir("/").args(["upgrade", "--all"]).output().unwrap();
+    let out = env
+        .cmd()
+        .current_dir("/")
+        .args(["upgrade", "--all"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(env.generations("vm"), vec![1, 2]);
     assert_eq!(env.generations("ct"), vec![1, 2]);
@@ -145,7 +165,10 @@ fn rollback_to_previous_and_to_a_given_generation() {
     let mut outputs = Vec::new();
     for v in ["1", "2", "3"] {
         env.set_version(v);
-        assert!(env.run(&["install", "-f", &env.flake("vm")]).status.success());
+        assert!(env
+            .run(&["install", "-f", &env.flake("vm")])
+            .status
+            .success());
         outputs.push(env.current_output("vm"));
     }
     assert_eq!(env.generations("vm"), vec![1, 2, 3]);
@@ -194,7 +217,11 @@ fn remove_deletes_links_so_gc_can_reclaim() {
         .output()
         .unwrap();
     assert!(gc.status.success(), "{}", stderr(&gc));
-    assert!(!output.exists(), "{} survived garbage collection", output.display());
+    assert!(
+        !output.exists(),
+        "{} survived garbage collection",
+        output.display()
+    );
 }
 
 #[test]
@@ -208,17 +235,26 @@ fn list_and_generations_in_text_and_json() {
 
     let out = stdout(&env.run(&["list"]));
     let vm_line = out.lines().find(|l| l.starts_with("vm ")).unwrap();
-    assert!(vm_line.contains("imperative") && vm_line.contains(" 2 ") && vm_line.contains("qemu"), "{vm_line}");
-    assert!(out.lines().any(|l| l.starts_with("ct ") && l.contains("lxc")));
+    assert!(
+        vm_line.contains("imperative") && vm_line.contains(" 2 ") && vm_line.contains("qemu"),
+        "{vm_line}"
+    );
+    assert!(out
+        .lines()
+        .any(|l| l.starts_with("ct ") && l.contains("lxc")));
 
-    let json: serde_json::Value = serde_json::from_slice(&env.run(&["list", "--json"]).stdout).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&env.run(&["list", "--json"]).stdout).unwrap();
     let rows = json.as_array().unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[1]["name"], "vm");
     assert_eq!(rows[1]["generation"], 2);
     assert_eq!(rows[1]["guestType"], "qemu");
     assert_eq!(rows[1]["kind"], "imperative");
-    assert_eq!(rows[1]["storePath"], env.current_output("vm").display().to_string());
+    assert_eq!(
+        rows[1]["storePath"],
+        env.current_output("vm").display().to_string()
+    );
 
     let out = stdout(&env.run(&["generations", "vm"]));
     let lines: Vec<&str> = out.lines().collect();
@@ -229,7 +265,10 @@ fn list_and_generations_in_text_and_json() {
     assert_eq!(gens[0]["generation"], 1);
     assert_eq!(gens[0]["current"], false);
     assert_eq!(gens[1]["current"], true);
-    assert_eq!(gens[1]["storePath"], env.current_output("vm").display().to_string());
+    assert_eq!(
+        gens[1]["storePath"],
+        env.current_output("vm").display().to_string()
+    );
     assert!(gens[1]["created"].as_str().unwrap().ends_with('Z'));
 }
 
@@ -238,14 +277,39 @@ fn bad_names_are_refused_before_anything_runs() {
     need_nix!();
     let env = TestEnv::new();
     let long = "a".repeat(65);
-    let bad = ["a/b", "..", "x..y", "-rf", ".hidden", "a b", "tab\there", "bell\u{7}", "", &long, "vm-1-link"];
+    let bad = [
+        "a/b",
+        "..",
+        "x..y",
+        "-rf",
+        ".hidden",
+        "a b",
+        "tab\there",
+        "bell\u{7}",
+        "",
+        &long,
+        "vm-1-link",
+    ];
     for name in bad {
         // The broken attribute would fail loudly if a build were attempted.
         let out = env.run(&["install", &format!("--name={name}"), &env.flake("broken")]);
         assert_one_line_error(&out);
-        assert!(stderr(&out).contains("invalid guest name"), "{name:?}: {}", stderr(&out));
-        assert!(!stderr(&out).contains("deliberate build failure"), "{name:?} reached the build");
-        for cmd in [&["remove", "--", name][..], &["rollback", "--", name], &["upgrade", "--", name], &["create", "--", name], &["generations", "--", name]] {
+        assert!(
+            stderr(&out).contains("invalid guest name"),
+            "{name:?}: {}",
+            stderr(&out)
+        );
+        assert!(
+            !stderr(&out).contains("deliberate build failure"),
+            "{name:?} reached the build"
+        );
+        for cmd in [
+            &["remove", "--", name][..],
+            &["rollback", "--", name],
+            &["upgrade", "--", name],
+            &["create", "--", name],
+            &["generations", "--", name],
+        ] {
             let out = env.run(cmd);
             assert_one_line_error(&out);
             assert!(stderr(&out).contains("invalid guest name"), "{cmd:?}");
@@ -262,16 +326,27 @@ fn foreign_files_are_left_alone() {
     std::fs::write(env.link("vm"), "precious").unwrap();
     std::os::unix::fs::symlink("/etc/hostname", env.link("ct")).unwrap();
 
-    for args in [vec!["install".to_string(), env.flake("vm")], vec!["install".into(), env.flake("ct")]] {
+    for args in [
+        vec!["install".to_string(), env.flake("vm")],
+        vec!["install".into(), env.flake("ct")],
+    ] {
         let out = env.cmd().args(&args).output().unwrap();
         assert_one_line_error(&out);
-        assert!(stderr(&out).contains("refusing to touch it"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("refusing to touch it"),
+            "{}",
+            stderr(&out)
+        );
     }
     assert_one_line_error(&env.run(&["remove", "vm"]));
     assert_eq!(std::fs::read_to_string(env.link("vm")).unwrap(), "precious");
-    assert_eq!(std::fs::read_link(env.link("ct")).unwrap().to_str(), Some("/etc/hostname"));
+    assert_eq!(
+        std::fs::read_link(env.link("ct")).unwrap().to_str(),
+        Some("/etc/hostname")
+    );
     assert!(!env.profile("vm").exists());
-    let listed: serde_json::Value = serde_json::from_slice(&env.run(&["list", "--json"]).stdout).unwrap();
+    let listed: serde_json::Value =
+        serde_json::from_slice(&env.run(&["list", "--json"]).stdout).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 0);
 }
 
@@ -282,7 +357,15 @@ fn declarative_guests_are_listed_but_never_changed() {
     // Build a guest output the way the host module would, outside any profile.
     let out = std::process::Command::new("nix")
         .envs(env.nix_env())
-        .args(["build", "--json", "--no-link", &format!("{}.config.system.build.miniguest", env.flake("nixosConfigurations.ct"))])
+        .args([
+            "build",
+            "--json",
+            "--no-link",
+            &format!(
+                "{}.config.system.build.miniguest",
+                env.flake("nixosConfigurations.ct")
+            ),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -291,17 +374,35 @@ fn declarative_guests_are_listed_but_never_changed() {
     std::fs::create_dir_all(env.guests_dir()).unwrap();
     std::os::unix::fs::symlink(&path, env.link("decl")).unwrap();
 
-    let listed: serde_json::Value = serde_json::from_slice(&env.run(&["list", "--json"]).stdout).unwrap();
+    let listed: serde_json::Value =
+        serde_json::from_slice(&env.run(&["list", "--json"]).stdout).unwrap();
     assert_eq!(listed[0]["name"], "decl");
     assert_eq!(listed[0]["kind"], "declarative");
     assert_eq!(listed[0]["guestType"], "lxc");
 
-    for args in [vec!["install".to_string(), "-n".into(), "decl".into(), env.flake("vm")], vec!["remove".into(), "decl".into()], vec!["rollback".into(), "decl".into()], vec!["upgrade".into(), "decl".into()]] {
+    for args in [
+        vec![
+            "install".to_string(),
+            "-n".into(),
+            "decl".into(),
+            env.flake("vm"),
+        ],
+        vec!["remove".into(), "decl".into()],
+        vec!["rollback".into(), "decl".into()],
+        vec!["upgrade".into(), "decl".into()],
+    ] {
         let out = env.cmd().args(&args).output().unwrap();
         assert_one_line_error(&out);
-        assert!(stderr(&out).contains("declared in the host configuration"), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("declared in the host configuration"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
     }
-    assert_eq!(std::fs::read_link(env.link("decl")).unwrap().to_str(), Some(path.as_str()));
+    assert_eq!(
+        std::fs::read_link(env.link("decl")).unwrap().to_str(),
+        Some(path.as_str())
+    );
 }
 
 #[test]
@@ -326,7 +427,8 @@ fn concurrent_installs_of_one_guest_are_serialised() {
     assert_eq!(env.generations("vm"), vec![1]);
     assert!(env.link("vm").join("miniguest.json").is_file());
     let origin = env.profiles_dir().join(".miniguest/vm.json");
-    let recorded: serde_json::Value = serde_json::from_slice(&std::fs::read(origin).unwrap()).unwrap();
+    let recorded: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(origin).unwrap()).unwrap();
     assert!(recorded["attribute"].as_str().unwrap().contains("vm"));
 
     // Without --force exactly one of two racing installs of a new guest wins.
@@ -354,7 +456,10 @@ fn a_build_killed_midway_leaves_a_usable_state() {
     need_nix!();
     use std::os::unix::process::CommandExt;
     let env = TestEnv::new();
-    assert!(env.run(&["install", "-n", "victim", &env.flake("vm")]).status.success());
+    assert!(env
+        .run(&["install", "-n", "victim", &env.flake("vm")])
+        .status
+        .success());
     let before = env.current_output("victim");
 
     let child = env
@@ -397,7 +502,11 @@ fn template_writes_the_flake_and_refuses_to_overwrite() {
     let mut count = 0;
     for entry in walk(&template_root) {
         let rel = entry.strip_prefix(&template_root).unwrap();
-        assert_eq!(std::fs::read(&entry).unwrap(), std::fs::read(dir.join(rel)).unwrap(), "{rel:?}");
+        assert_eq!(
+            std::fs::read(&entry).unwrap(),
+            std::fs::read(dir.join(rel)).unwrap(),
+            "{rel:?}"
+        );
         count += 1;
     }
     assert!(count >= 3);
@@ -407,7 +516,10 @@ fn template_writes_the_flake_and_refuses_to_overwrite() {
     let out = env.run(&["template", dir.to_str().unwrap()]);
     assert_one_line_error(&out);
     assert!(stderr(&out).contains("refusing to overwrite"));
-    assert_eq!(std::fs::read_to_string(dir.join("flake.nix")).unwrap(), "mine");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("flake.nix")).unwrap(),
+        "mine"
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -46,9 +46,12 @@ pub fn for_root(subuid: &Path, subgid: &Path) -> Result<IdMap> {
     }
 }
 
+/// Reads /etc/subuid and /etc/subgid, or the pair in MINIGUEST_SUBID_DIR.
 pub fn for_root_on_host() -> Result<IdMap> {
-    for_root(Path::new("/etc/subuid"), Path::new("/etc/subgid"))
-        .context("cannot map the container's root")
+    let dir = std::env::var_os("MINIGUEST_SUBID_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/etc".into());
+    for_root(&dir.join("subuid"), &dir.join("subgid")).context("cannot map the container's root")
 }
 
 #[cfg(test)]
@@ -57,7 +60,10 @@ mod tests {
 
     #[test]
     fn finds_roots_range_and_ignores_small_or_foreign_ones() {
-        assert_eq!(root_range("alice:100000:65536\nroot:200000:65536\n"), Some((200000, 65536)));
+        assert_eq!(
+            root_range("alice:100000:65536\nroot:200000:65536\n"),
+            Some((200000, 65536))
+        );
         assert_eq!(root_range("root:100000:100\n"), None);
         assert_eq!(root_range("0:300000:131072"), Some((300000, 131072)));
         assert_eq!(root_range("garbage\n\n"), None);

@@ -27,6 +27,15 @@ fn escape(text: &str) -> String {
     out
 }
 
+/// Pinned so that the XML and the virt-install command give the same
+/// machine (virt-install would otherwise pick q35 on x86_64).
+fn machine_type() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" | "x86" => "pc",
+        _ => "virt",
+    }
+}
+
 fn virt_type_name(t: VirtType) -> &'static str {
     match t {
         VirtType::Kvm => "kvm",
@@ -46,17 +55,36 @@ pub fn domain_xml(spec: &GuestSpec) -> Result<String> {
         x.push_str("  <memoryBacking>\n    <source type='memfd'/>\n    <access mode='shared'/>\n  </memoryBacking>\n");
     }
     x.push_str("  <os>\n");
-    writeln!(x, "    <type arch='{}'>hvm</type>", std::env::consts::ARCH)?;
-    writeln!(x, "    <kernel>{}</kernel>", escape(path_str(&spec.kernel())?))?;
-    writeln!(x, "    <initrd>{}</initrd>", escape(path_str(&spec.initrd())?))?;
+    writeln!(
+        x,
+        "    <type arch='{}' machine='{}'>hvm</type>",
+        std::env::consts::ARCH,
+        machine_type()
+    )?;
+    writeln!(
+        x,
+        "    <kernel>{}</kernel>",
+        escape(path_str(&spec.kernel())?)
+    )?;
+    writeln!(
+        x,
+        "    <initrd>{}</initrd>",
+        escape(path_str(&spec.initrd())?)
+    )?;
     writeln!(x, "    <cmdline>{}</cmdline>", escape(&spec.cmdline()))?;
     x.push_str("  </os>\n");
     x.push_str("  <features>\n    <acpi/>\n  </features>\n");
     x.push_str("  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>restart</on_reboot>\n  <on_crash>destroy</on_crash>\n");
     x.push_str("  <devices>\n");
     for (i, volume) in spec.manifest.volumes.iter().enumerate() {
-        x.push_str("    <disk type='file' device='disk'>\n      <driver name='qemu' type='raw'/>\n");
-        writeln!(x, "      <source file='{}'/>", escape(path_str(&spec.volume_image(volume))?))?;
+        x.push_str(
+            "    <disk type='file' device='disk'>\n      <driver name='qemu' type='raw'/>\n",
+        );
+        writeln!(
+            x,
+            "      <source file='{}'/>",
+            escape(path_str(&spec.volume_image(volume))?)
+        )?;
         writeln!(x, "      <target dev='vd{}' bus='virtio'/>", disk_letter(i))?;
         writeln!(x, "      <serial>{}</serial>", escape(&volume.name))?;
         x.push_str("    </disk>\n");
@@ -98,7 +126,9 @@ pub fn domain_xml(spec: &GuestSpec) -> Result<String> {
         }
         None => x.push_str("    <serial type='pty'>\n      <target port='0'/>\n    </serial>\n"),
     }
-    x.push_str("    <console type='pty'>\n      <target type='serial' port='0'/>\n    </console>\n");
+    x.push_str(
+        "    <console type='pty'>\n      <target type='serial' port='0'/>\n    </console>\n",
+    );
     x.push_str("  </devices>\n</domain>\n");
     Ok(x)
 }
@@ -118,6 +148,34 @@ fn vi(value: &str) -> String {
     }
 }
 
+/// virt-install escapes XML-special characters in paths twice, so a guest
+/// whose paths hold them gets a `virsh define` of the XML instead.
+pub fn virt_install_mangles(spec: &GuestSpec) -> bool {
+    spec.root
+        .to_string_lossy()
+        .contains(['\'', '"', '&', '<', '>'])
+}
+
+/// The same domain as a `virsh define` script, for what virt-install mangles.
+pub fn virsh_script(spec: &GuestSpec, uri: &str) -> Result<String> {
+    use crate::shell::join;
+    let virsh = |verb: &str, arg: &str| {
+        join(&[
+            "virsh".into(),
+            "-c".into(),
+            uri.into(),
+            verb.into(),
+            arg.into(),
+        ])
+    };
+    Ok(format!(
+        "{} <<'MINIGUEST_DOMAIN_XML'\n{}MINIGUEST_DOMAIN_XML\n{}\n",
+        virsh("define", "/dev/stdin"),
+        domain_xml(spec)?,
+        virsh("start", spec.name.as_str())
+    ))
+}
+
 /// The `virt-install` command that creates the same domain as `domain_xml`.
 pub fn virt_install(spec: &GuestSpec, uri: &str) -> Result<Vec<String>> {
     spec.require_vm()?;
@@ -132,6 +190,8 @@ pub fn virt_install(spec: &GuestSpec, uri: &str) -> Result<Vec<String>> {
         OS_VARIANT.into(),
         "--virt-type".into(),
         virt_type_name(spec.virt_type).into(),
+        "--machine".into(),
+        machine_type().into(),
         "--memory".into(),
         spec.memory_mib.to_string(),
         "--vcpus".into(),
@@ -166,11 +226,7 @@ pub fn virt_install(spec: &GuestSpec, uri: &str) -> Result<Vec<String>> {
         ));
     }
     for mount in mounts(spec)? {
-        let mut opt = format!(
-            "source={},target={}",
-            vi(&mount.source),
-            vi(&mount.tag)
-        );
+        let mut opt = format!("source={},target={}", vi(&mount.source), vi(&mount.tag));
         if virtiofs {
             opt.push_str(",driver.type=virtiofs,accessmode=passthrough");
         } else {

@@ -83,23 +83,36 @@ impl Container<'_> {
                 writeln!(c, "lxc.include = {}", dir.join("userns.conf").display())?;
             }
         }
-        writeln!(c, "lxc.uts.name = {}", spec.name)?;
+        writeln!(c, "lxc.uts.name = {}", spec.hostname())?;
         writeln!(c, "lxc.rootfs.path = dir:{}", path_str(&self.rootfs())?)?;
         match self.idmap {
             Some(map) => {
                 writeln!(c, "lxc.idmap = u 0 {} {}", map.uid_start, map.count)?;
                 writeln!(c, "lxc.idmap = g 0 {} {}", map.gid_start, map.count)?;
             }
-            None => writeln!(c, "# WARNING: root is not mapped; this guest can write to the host's Nix store")?,
+            None => writeln!(
+                c,
+                "# WARNING: root is not mapped; this guest can write to the host's Nix store"
+            )?,
         }
         let store = fstab_escape(path_str(&spec.store_dir)?);
-        writeln!(c, "lxc.mount.entry = {store} nix/store none ro,bind,create=dir 0 0")?;
+        writeln!(
+            c,
+            "lxc.mount.entry = {store} nix/store none ro,bind,create=dir 0 0"
+        )?;
         let boot = fstab_escape(path_str(&spec.boot_dir())?);
-        writeln!(c, "lxc.mount.entry = {boot} {} none ro,bind,create=dir 0 0", files::BOOT_DIR)?;
+        writeln!(
+            c,
+            "lxc.mount.entry = {boot} {} none ro,bind,create=dir 0 0",
+            files::BOOT_DIR
+        )?;
         for volume in &spec.manifest.volumes {
             let source = fstab_escape(path_str(&spec.volume_directory(volume))?);
             let target = fstab_escape(volume.mount_point.trim_start_matches('/'));
-            writeln!(c, "lxc.mount.entry = {source} {target} none rw,bind,create=dir 0 0")?;
+            writeln!(
+                c,
+                "lxc.mount.entry = {source} {target} none rw,bind,create=dir 0 0"
+            )?;
         }
         for share in &spec.manifest.shares {
             let mode = if share.read_only { "ro" } else { "rw" };
@@ -117,7 +130,10 @@ impl Container<'_> {
         for (i, iface) in spec.interfaces.iter().enumerate() {
             match (iface.kind, &iface.source) {
                 (InterfaceType::Bridge, Some(br)) => {
-                    writeln!(c, "lxc.net.{i}.type = veth\nlxc.net.{i}.link = {br}\nlxc.net.{i}.flags = up")?;
+                    writeln!(
+                        c,
+                        "lxc.net.{i}.type = veth\nlxc.net.{i}.link = {br}\nlxc.net.{i}.flags = up"
+                    )?;
                 }
                 _ => bail!("LXC containers take bridge=BR interfaces only"),
             }
@@ -134,7 +150,13 @@ impl Container<'_> {
     /// Host directories that must exist, and their owner inside the map.
     fn directories(&self) -> Vec<PathBuf> {
         let mut dirs = vec![self.rootfs()];
-        dirs.extend(self.spec.manifest.volumes.iter().map(|v| self.spec.volume_directory(v)));
+        dirs.extend(
+            self.spec
+                .manifest
+                .volumes
+                .iter()
+                .map(|v| self.spec.volume_directory(v)),
+        );
         dirs
     }
 
@@ -149,7 +171,13 @@ impl Container<'_> {
         use crate::shell::{join, quote};
         let config = self.config()?;
         let (uid, gid) = self.owner();
-        let mut s = join(&[
+        // lxc-create wants the root directory to exist already.
+        let mut s = String::from("set -e\n");
+        for dir in self.directories() {
+            let dir = quote(path_str(&dir)?).into_owned();
+            writeln!(s, "mkdir -p {dir}\nchown {uid}:{gid} {dir}")?;
+        }
+        s.push_str(&join(&[
             "lxc-create".into(),
             "-P".into(),
             path_str(&self.lxcpath)?.into(),
@@ -159,14 +187,10 @@ impl Container<'_> {
             "none".into(),
             "-f".into(),
             "/dev/stdin".into(),
-        ]);
+        ]));
         s.push_str(" <<'MINIGUEST_LXC_CONFIG'\n");
         s.push_str(&config);
         s.push_str("MINIGUEST_LXC_CONFIG\n");
-        for dir in self.directories() {
-            let dir = quote(path_str(&dir)?).into_owned();
-            writeln!(s, "mkdir -p {dir} && chown {uid}:{gid} {dir}")?;
-        }
         Ok(s)
     }
 
@@ -196,7 +220,8 @@ impl Container<'_> {
         std::fs::write(dir.join("config"), config)?;
         let (uid, gid) = self.owner();
         for d in self.directories() {
-            std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+            std::fs::create_dir_all(&d)
+                .with_context(|| format!("cannot create {}", d.display()))?;
             chown(&d, Some(uid), Some(gid))
                 .with_context(|| format!("cannot give {} to the container's root", d.display()))?;
         }

@@ -41,10 +41,7 @@ impl GuestSpec {
         match layout.entry(name)? {
             Entry::Imperative | Entry::Declarative(_) => {}
             Entry::Missing => bail!("guest {name} is not installed"),
-            Entry::Foreign => bail!(
-                "{} is not a Miniguest guest",
-                layout.link(name).display()
-            ),
+            Entry::Foreign => bail!("{} is not a Miniguest guest", layout.link(name).display()),
         }
         let root = layout.link(name);
         let manifest = Manifest::load(&root)?;
@@ -76,6 +73,22 @@ impl GuestSpec {
 
     pub fn boot_dir(&self) -> PathBuf {
         self.root.join(files::BOOT_DIR)
+    }
+
+    /// The guest's host name for container managers, which accept only
+    /// host-name characters where guest names allow more.
+    pub fn hostname(&self) -> String {
+        self.name
+            .as_str()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect()
     }
 
     pub fn cmdline(&self) -> String {
@@ -166,7 +179,9 @@ pub fn parse_network(spec: &str) -> Result<Vec<Interface>> {
                 ("user", None) => InterfaceType::User,
                 ("bridge", Some(_)) => InterfaceType::Bridge,
                 ("network", Some(_)) => InterfaceType::Network,
-                _ => bail!("invalid --network {part:?} (expected none, user, bridge=BR or network=NET)"),
+                _ => bail!(
+                    "invalid --network {part:?} (expected none, user, bridge=BR or network=NET)"
+                ),
             };
             Ok(Interface {
                 kind,

@@ -31,7 +31,7 @@ impl Machine<'_> {
         let spec = self.spec;
         let mut argv: Vec<String> = vec![
             "systemd-nspawn".into(),
-            format!("--machine={}", spec.name),
+            format!("--machine={}", spec.hostname()),
             format!("--directory={}", path_str(&self.root())?),
         ];
         // Without systemd as the host's init there is no machined to register with.
@@ -43,7 +43,10 @@ impl Machine<'_> {
             // own chown mode only takes ranges aligned to 65536.
             argv.push(format!("--private-users={}:{}", map.uid_start, map.count));
         }
-        argv.push(format!("--bind-ro={}:/nix/store", bind_escape(path_str(&spec.store_dir)?)));
+        argv.push(format!(
+            "--bind-ro={}:/nix/store",
+            bind_escape(path_str(&spec.store_dir)?)
+        ));
         argv.push(format!(
             "--bind-ro={}:/{}",
             bind_escape(path_str(&spec.boot_dir())?),
@@ -57,7 +60,11 @@ impl Machine<'_> {
             ));
         }
         for share in &spec.manifest.shares {
-            let flag = if share.read_only { "--bind-ro" } else { "--bind" };
+            let flag = if share.read_only {
+                "--bind-ro"
+            } else {
+                "--bind"
+            };
             argv.push(format!(
                 "{flag}={}:{}",
                 bind_escape(&share.source),
@@ -80,13 +87,20 @@ impl Machine<'_> {
         let root = crate::shell::quote(path_str(&self.root())?).into_owned();
         let mut s = format!("mkdir -p {root}/usr\n");
         if let Some(map) = self.idmap {
-            s.push_str(&format!("chown {}:{} {root} {root}/usr\n", map.uid_start, map.gid_start));
+            s.push_str(&format!(
+                "chown {}:{} {root} {root}/usr\n",
+                map.uid_start, map.gid_start
+            ));
         }
         for volume in &self.spec.manifest.volumes {
-            let dir = crate::shell::quote(path_str(&self.spec.volume_directory(volume))?).into_owned();
+            let dir =
+                crate::shell::quote(path_str(&self.spec.volume_directory(volume))?).into_owned();
             s.push_str(&format!("mkdir -p {dir}\n"));
             if let Some(map) = self.idmap {
-                s.push_str(&format!("chown {}:{} {dir}\n", map.uid_start, map.gid_start));
+                s.push_str(&format!(
+                    "chown {}:{} {dir}\n",
+                    map.uid_start, map.gid_start
+                ));
             }
         }
         s.push_str(&crate::shell::join(&self.argv()?));

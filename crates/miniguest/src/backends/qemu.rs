@@ -26,7 +26,11 @@ pub fn qemu_binary() -> String {
 pub fn virtiofsd_binary() -> Result<PathBuf> {
     find_program(
         "virtiofsd",
-        &["/usr/lib/qemu/virtiofsd", "/usr/libexec/virtiofsd", "/usr/lib/virtiofsd"],
+        &[
+            "/usr/lib/qemu/virtiofsd",
+            "/usr/libexec/virtiofsd",
+            "/usr/lib/virtiofsd",
+        ],
     )
     .context("virtiofsd not found (install QEMU's or the standalone virtiofsd)")
 }
@@ -91,7 +95,10 @@ pub fn invocation(spec: &GuestSpec, socket_dir: &Path) -> Result<Invocation> {
     if spec.manifest.store_fs == ShareFs::Virtiofs {
         q.extend([
             "-object".into(),
-            format!("memory-backend-memfd,id=mem,size={}M,share=on", spec.memory_mib),
+            format!(
+                "memory-backend-memfd,id=mem,size={}M,share=on",
+                spec.memory_mib
+            ),
             "-numa".into(),
             "node,memdev=mem".into(),
         ]);

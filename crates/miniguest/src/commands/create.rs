@@ -7,7 +7,7 @@ use crate::backends::{libvirt, qemu, GuestSpec};
 use crate::cli::{Backend, CreateArgs};
 use crate::commands::parse_name;
 use crate::layout::Layout;
-use crate::manifest::GuestType;
+use crate::manifest::{GuestType, ShareFs};
 use crate::shell;
 
 pub fn run(layout: &Layout, args: CreateArgs) -> Result<()> {
@@ -33,8 +33,14 @@ pub fn run(layout: &Layout, args: CreateArgs) -> Result<()> {
                 );
             } else if print_config {
                 print!("{}", libvirt::domain_xml(&spec)?);
+            } else if libvirt::virt_install_mangles(&spec) {
+                eprintln!("note: virt-install cannot take this guest's paths; printing a virsh script instead");
+                print!("{}", libvirt::virsh_script(&spec, &args.connect)?);
             } else {
-                println!("{}", shell::join(&libvirt::virt_install(&spec, &args.connect)?));
+                println!(
+                    "{}",
+                    shell::join(&libvirt::virt_install(&spec, &args.connect)?)
+                );
             }
         }
         Backend::Qemu => {
@@ -43,10 +49,14 @@ pub fn run(layout: &Layout, args: CreateArgs) -> Result<()> {
             }
             // A private directory for virtiofsd's sockets, made now so that
             // the printed command never uses a guessable path in /tmp.
-            let sockets = tempfile::Builder::new()
-                .prefix("miniguest-sockets")
-                .tempdir()?
-                .keep();
+            let sockets = if spec.manifest.store_fs == ShareFs::Virtiofs {
+                tempfile::Builder::new()
+                    .prefix("miniguest-sockets")
+                    .tempdir()?
+                    .keep()
+            } else {
+                std::env::temp_dir()
+            };
             print!("{}", qemu::script(&qemu::invocation(&spec, &sockets)?));
         }
         Backend::Lxc => {

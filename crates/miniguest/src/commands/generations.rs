@@ -35,7 +35,10 @@ pub fn run(layout: &Layout, args: GenerationsArgs) -> Result<()> {
     }
     for row in rows {
         let mark = if row.current { "   (current)" } else { "" };
-        println!("{:>5}   {}   {}{mark}", row.generation, row.created, row.store_path);
+        println!(
+            "{:>5}   {}   {}{mark}",
+            row.generation, row.created, row.store_path
+        );
     }
     Ok(())
 }

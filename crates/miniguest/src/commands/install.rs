@@ -27,8 +27,12 @@ pub fn run(layout: &Layout, args: InstallArgs) -> Result<()> {
     }
 
     let out = nix::build(&parsed.installable, false)?;
-    Manifest::load(out.as_path())
-        .with_context(|| format!("{} is not a Miniguest guest output", parsed.installable.to_arg()))?;
+    Manifest::load(out.as_path()).with_context(|| {
+        format!(
+            "{} is not a Miniguest guest output",
+            parsed.installable.to_arg()
+        )
+    })?;
 
     // Origin first: if we die before the profile is set, the next install
     // overwrites it; the other order could leave a profile nobody can upgrade.

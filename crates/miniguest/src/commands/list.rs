@@ -35,7 +35,10 @@ pub fn run(layout: &Layout, json: bool) -> Result<()> {
     if json {
         return print_json(&rows);
     }
-    println!("{:<24} {:<12} {:>4}  {:<5} STORE PATH", "NAME", "KIND", "GEN", "TYPE");
+    println!(
+        "{:<24} {:<12} {:>4}  {:<5} STORE PATH",
+        "NAME", "KIND", "GEN", "TYPE"
+    );
     for row in rows {
         let generation = row.generation.map_or("-".into(), |g| g.to_string());
         let guest_type = match row.guest_type {
@@ -64,7 +67,11 @@ fn profile_names(layout: &Layout) -> Result<Vec<GuestName>> {
     };
     let mut names = Vec::new();
     for entry in read.flatten() {
-        let Some(name) = entry.file_name().to_str().and_then(|n| n.parse::<GuestName>().ok()) else {
+        let Some(name) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<GuestName>().ok())
+        else {
             continue;
         };
         if Profile::new(&entry.path()).current_generation()?.is_some() {

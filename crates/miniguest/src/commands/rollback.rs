@@ -22,7 +22,10 @@ pub fn run(layout: &Layout, args: RollbackArgs) -> Result<()> {
             .find(|g| current.is_some_and(|c| g.number < c))
         {
             Some(previous) => previous.number,
-            None => bail!("guest {} has no generation before the current one", guest.name),
+            None => bail!(
+                "guest {} has no generation before the current one",
+                guest.name
+            ),
         },
     };
     if Some(target) != current {

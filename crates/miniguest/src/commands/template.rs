@@ -15,7 +15,10 @@ pub fn run(dir: &Path) -> Result<()> {
         .map(|p| p.display().to_string())
         .collect();
     if !existing.is_empty() {
-        bail!("refusing to overwrite existing files: {}", existing.join(", "));
+        bail!(
+            "refusing to overwrite existing files: {}",
+            existing.join(", ")
+        );
     }
     for (rel, contents) in FILES {
         let path = dir.join(rel);

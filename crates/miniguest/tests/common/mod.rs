@@ -7,15 +7,22 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+pub mod standin;
+
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
+    /// A private store (CLI tests) or the machine's /nix/store (boot tests:
+    /// a guest mounts the host's store at /nix/store, so paths must match).
+    isolated_store: bool,
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -47,10 +54,17 @@ pub fn nix_available() -> bool {
 
 impl TestEnv {
     pub fn new() -> Self {
+        Self::with_store(true, &fixture("tiny"))
+    }
+
+    pub fn with_store(isolated_store: bool, flake: &Path) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        // Builds run as the nixbld users, who must reach the store.
+        // Hypervisors running as other users must reach the guest links.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let env = TestEnv { dir };
+        let env = TestEnv {
+            dir,
+            isolated_store,
+        };
         let conf = env.path("nix-conf");
         std::fs::create_dir_all(&conf).unwrap();
         std::fs::write(env.path("registry.json"), r#"{"flakes":[],"version":2}"#).unwrap();
@@ -62,7 +76,7 @@ impl TestEnv {
             ),
         )
         .unwrap();
-        copy_dir(&fixture("tiny"), &env.flake_dir());
+        copy_dir(flake, &env.flake_dir());
         env
     }
 
@@ -96,27 +110,38 @@ impl TestEnv {
     }
 
     pub fn nix_env(&self) -> Vec<(&'static str, PathBuf)> {
-        vec![
-            ("NIX_STORE_DIR", self.store_dir()),
-            ("NIX_STATE_DIR", self.path("var")),
-            ("NIX_LOG_DIR", self.path("log")),
+        let mut vars = vec![];
+        if self.isolated_store {
+            vars.extend([
+                ("NIX_STORE_DIR", self.store_dir()),
+                ("NIX_STATE_DIR", self.path("var")),
+                ("NIX_LOG_DIR", self.path("log")),
+            ]);
+        }
+        vars.extend([
             ("NIX_CONF_DIR", self.path("nix-conf")),
             ("XDG_CACHE_HOME", self.path("cache")),
             ("HOME", self.path("home")),
             ("MINIGUEST_GUESTS_DIR", self.guests_dir()),
             ("MINIGUEST_PROFILES_DIR", self.profiles_dir()),
-        ]
+            ("MINIGUEST_STATE_DIR", self.path("state")),
+        ]);
+        vars
     }
 
     pub fn cmd(&self) -> assert_cmd::Command {
         let mut cmd = assert_cmd::Command::cargo_bin("miniguest").unwrap();
-        cmd.envs(self.nix_env()).env_remove("NIX_CONFIG").env_remove("NIX_PATH");
+        cmd.envs(self.nix_env())
+            .env_remove("NIX_CONFIG")
+            .env_remove("NIX_PATH");
         cmd
     }
 
     pub fn std_cmd(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("miniguest"));
-        cmd.envs(self.nix_env()).env_remove("NIX_CONFIG").env_remove("NIX_PATH");
+        cmd.envs(self.nix_env())
+            .env_remove("NIX_CONFIG")
+            .env_remove("NIX_PATH");
         cmd
     }
 

@@ -1,0 +1,370 @@
+//! End-to-end: the stand-in guest installed with the CLI and booted by every
+//! backend, reading what the guest itself printed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::standin::{
+    self, libvirt_up, missing, set_version, unique_name, wait_for_reports, Domain,
+};
+use common::{stderr, stdout, TestEnv};
+
+const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn install(env: &TestEnv, attr: &str, name: &str) {
+    let out = env.run(&["install", "--force", "-n", name, &env.flake(attr)]);
+    assert!(out.status.success(), "install {attr}: {}", stderr(&out));
+}
+
+fn assert_program_read_only(report: &standin::Report) {
+    assert_eq!(report.store_writable, "no", "{report:?}");
+    assert_eq!(report.boot_writable, "no", "{report:?}");
+}
+
+/// Install, define through the libvirt API, boot; then upgrade and roll
+/// back, rebooting each time without redefining the domain.
+fn libvirt_lifecycle(attr: &str) {
+    if missing(&[(
+        "libvirtd on qemu:///system (scripts/services.sh start)",
+        libvirt_up(),
+    )])
+    .is_some()
+    {
+        return;
+    }
+    let env = standin::env();
+    let name = unique_name(attr);
+    install(&env, attr, &name);
+    let log = env.path(&format!("{name}.log"));
+    let domain = Domain(name.clone());
+    let out = env.run(&[
+        "create",
+        &name,
+        "--define",
+        "--console-log",
+        log.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    for (step, version) in [("install", "1"), ("upgrade", "2"), ("rollback", "1")] {
+        match step {
+            "upgrade" => {
+                set_version(&env, "2");
+                let out = env.run(&["upgrade", &name]);
+                assert!(out.status.success(), "{}", stderr(&out));
+            }
+            "rollback" => assert!(env.run(&["rollback", &name]).status.success()),
+            _ => {}
+        }
+        // QEMU truncates the console file at each start; removing it first
+        // makes sure what we read is this boot's.
+        let _ = std::fs::remove_file(&log);
+        domain.start();
+        let reports = wait_for_reports(&log, 1, BOOT_TIMEOUT);
+        let last = reports.last().unwrap();
+        assert_eq!(last.name, attr);
+        assert_eq!(last.version, version, "after {step}: {reports:?}");
+        assert_program_read_only(last);
+        domain.wait_shut_off(BOOT_TIMEOUT);
+    }
+}
+
+#[test]
+fn libvirt_9p_boot_upgrade_rollback() {
+    libvirt_lifecycle("vm9p");
+}
+
+#[test]
+fn libvirt_virtiofs_boot_upgrade_rollback() {
+    libvirt_lifecycle("vmfs");
+}
+
+/// Runs the printed libvirt command through sh and reads the boot it causes.
+fn libvirt_printed(name: &str, expect_tool: &str) {
+    if missing(&[
+        (
+            "libvirtd on qemu:///system (scripts/services.sh start)",
+            libvirt_up(),
+        ),
+        ("virt-install", standin::which("virt-install")),
+    ])
+    .is_some()
+    {
+        return;
+    }
+    let env = standin::env();
+    install(&env, "vm9p", name);
+    let log = env.path("printed.log");
+    let _domain = Domain(name.to_owned());
+    let out = env.run(&["create", name, "--console-log", log.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with(expect_tool), "{}", stdout(&out));
+    let work = env.path("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let ran = standin::sh_with_timeout(&stdout(&out), &work, 300);
+    assert!(
+        ran.status.success(),
+        "printed command failed: {}\n{}",
+        stdout(&out),
+        stderr(&ran)
+    );
+    let reports = wait_for_reports(&log, 1, BOOT_TIMEOUT);
+    assert_eq!(reports[0].name, "vm9p");
+    assert_program_read_only(&reports[0]);
+    assert!(
+        !work.join("PWNED").exists(),
+        "the printed command ran part of the name"
+    );
+}
+
+#[test]
+fn libvirt_printed_virt_install_command_boots() {
+    libvirt_printed(&unique_name("vi"), "virt-install");
+}
+
+#[test]
+fn libvirt_printed_command_is_safe_with_an_odd_name() {
+    libvirt_printed(
+        &format!("{}'$(touch${{IFS}}PWNED),x\"y", unique_name("odd")),
+        "virsh",
+    );
+}
+
+fn qemu_run(attr: &str) {
+    if missing(&[]).is_some() {
+        return;
+    }
+    let env = standin::env();
+    let name = unique_name(attr);
+    install(&env, attr, &name);
+
+    let log = env.path("run.log");
+    let out = env
+        .cmd()
+        .args(["run", &name, "--console-log", log.to_str().unwrap()])
+        .timeout(BOOT_TIMEOUT)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reports = standin::reports(&std::fs::read_to_string(&log).unwrap());
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(reports[0].version, "1");
+    assert_program_read_only(&reports[0]);
+
+    // The printed command boots the same guest.
+    let log = env.path("printed.log");
+    let out = env.run(&[
+        "create",
+        "-t",
+        "qemu",
+        &name,
+        "--console-log",
+        log.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ran = standin::sh_with_timeout(&stdout(&out), &env.path(""), 120);
+    assert!(ran.status.success(), "{}\n{}", stdout(&out), stderr(&ran));
+    let reports = standin::reports(&std::fs::read_to_string(&log).unwrap());
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_program_read_only(&reports[0]);
+}
+
+#[test]
+fn qemu_9p_run_and_printed_command() {
+    qemu_run("vm9p");
+}
+
+#[test]
+fn qemu_virtiofs_run_and_printed_command() {
+    qemu_run("vmfs");
+}
+
+#[test]
+fn run_console_is_the_terminal() {
+    if missing(&[]).is_some() {
+        return;
+    }
+    let env = standin::env();
+    let name = unique_name("tty");
+    install(&env, "vm9p", &name);
+    let out = env
+        .cmd()
+        .args(["run", &name])
+        .timeout(BOOT_TIMEOUT)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(standin::reports(&stdout(&out)).len(), 1, "{}", stdout(&out));
+}
+
+fn lxc_ready() -> bool {
+    missing(&[
+        ("lxc-start", standin::which("lxc-start")),
+        (
+            "a subuid range for root",
+            std::fs::read_to_string("/etc/subuid").is_ok_and(|s| s.contains("root:")),
+        ),
+    ])
+    .is_none()
+}
+
+#[test]
+fn lxc_container_with_mapped_root_boots_and_cannot_write_the_store() {
+    if !lxc_ready() {
+        return;
+    }
+    let env = standin::env();
+    let name = unique_name("ct");
+    install(&env, "ct", &name);
+    let lxcpath = env.path("lxc");
+    let log = env.path("ct.log");
+    let out = env.run(&[
+        "create",
+        &name,
+        "--define",
+        "--lxcpath",
+        lxcpath.to_str().unwrap(),
+        "--console-log",
+        log.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config = std::fs::read_to_string(lxcpath.join(&name).join("config")).unwrap();
+    assert!(config.contains("lxc.idmap = u 0 "), "{config}");
+
+    for (version, step) in [("1", "install"), ("2", "upgrade"), ("1", "rollback")] {
+        match step {
+            "upgrade" => {
+                set_version(&env, "2");
+                assert!(env.run(&["upgrade", &name]).status.success());
+            }
+            "rollback" => assert!(env.run(&["rollback", &name]).status.success()),
+            _ => {}
+        }
+        let start = std::process::Command::new("timeout")
+            .args([
+                "60",
+                "lxc-start",
+                "-P",
+                lxcpath.to_str().unwrap(),
+                "-n",
+                &name,
+                "-F",
+            ])
+            .output()
+            .unwrap();
+        assert!(start.status.success(), "lxc-start: {}", stderr(&start));
+        let reports = standin::reports(&std::fs::read_to_string(&log).unwrap());
+        let last = reports.last().expect("no boot in the console log");
+        assert_eq!(last.version, version, "after {step}");
+        assert_program_read_only(last);
+        assert_eq!(
+            last.remount, "no",
+            "the container remounted the store read-write"
+        );
+    }
+
+    // Defining it twice is refused and leaves the first definition alone.
+    let again = env.run(&[
+        "create",
+        &name,
+        "--define",
+        "--lxcpath",
+        lxcpath.to_str().unwrap(),
+    ]);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("already exists"));
+    assert_eq!(
+        std::fs::read_to_string(lxcpath.join(&name).join("config")).unwrap(),
+        config
+    );
+}
+
+#[test]
+fn lxc_printed_script_and_nspawn_command_work_with_an_odd_name() {
+    if !lxc_ready() || missing(&[("systemd-nspawn", standin::which("systemd-nspawn"))]).is_some() {
+        return;
+    }
+    let env = standin::env();
+    let name = format!("{}'$(touch${{IFS}}PWNED);x", unique_name("odd"));
+    install(&env, "ct", &name);
+    let work = env.path("work");
+    std::fs::create_dir_all(&work).unwrap();
+
+    let lxcpath = env.path("lxc");
+    let log = env.path("ct.log");
+    let out = env.run(&[
+        "create",
+        "-t",
+        "lxc",
+        &name,
+        "--lxcpath",
+        lxcpath.to_str().unwrap(),
+        "--console-log",
+        log.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ran = standin::sh_with_timeout(&stdout(&out), &work, 60);
+    assert!(ran.status.success(), "{}\n{}", stdout(&out), stderr(&ran));
+    let start = std::process::Command::new("timeout")
+        .args([
+            "60",
+            "lxc-start",
+            "-P",
+            lxcpath.to_str().unwrap(),
+            "-n",
+            &name,
+            "-F",
+        ])
+        .output()
+        .unwrap();
+    assert!(start.status.success(), "lxc-start: {}", stderr(&start));
+    let reports = standin::reports(&std::fs::read_to_string(&log).unwrap());
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].remount, "no");
+
+    let out = env.run(&["create", "-t", "nspawn", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ran = standin::sh_with_timeout(&stdout(&out), &work, 60);
+    assert!(ran.status.success(), "{}\n{}", stdout(&out), stderr(&ran));
+    let reports = standin::reports(&stdout(&ran));
+    assert_eq!(reports.len(), 1, "{}", stdout(&ran));
+    assert_program_read_only(&reports[0]);
+    assert_eq!(
+        reports[0].remount, "no",
+        "nspawn let the guest remount the store"
+    );
+    assert!(!work.join("PWNED").exists());
+}
+
+#[test]
+fn containers_refuse_an_unmapped_root_unless_told() {
+    if missing(&[]).is_some() {
+        return;
+    }
+    let env = standin::env();
+    let name = unique_name("ct");
+    install(&env, "ct", &name);
+    // A subuid file without root's range: the error says what to add.
+    let out = env
+        .cmd()
+        .args(["create", &name, "--config"])
+        .env("MINIGUEST_SUBID_DIR", env.path(""))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("root:1000000:65536"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env
+        .cmd()
+        .args(["create", &name, "--config", "--unsafe-unmapped-root"])
+        .env("MINIGUEST_SUBID_DIR", env.path(""))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("lxc.idmap"));
+    assert!(stderr(&out).contains("warning"));
+}

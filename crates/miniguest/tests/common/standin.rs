@@ -1,0 +1,269 @@
+//! The stand-in guest for boot tests: assembled from the fixture flake, the
+//! project's contract.nix, the host's static busybox and Debian's kernel
+//! (unpacked by scripts/setup-host.sh), and built into the real /nix/store.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{copy_dir, fixture, TestEnv};
+
+pub fn kernel_dir() -> PathBuf {
+    std::env::var_os("MINIGUEST_TEST_KERNEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/miniguest-test/kernel"))
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Says why boot tests cannot run here, or None when they can. Under
+/// MINIGUEST_REQUIRE_E2E (set by CI) a missing piece is a failure instead.
+pub fn missing(extra: &[(&str, bool)]) -> Option<String> {
+    let mut checks: Vec<(&str, bool)> = vec![
+        ("root (the tests build into /nix/store)", is_root()),
+        ("nix", which("nix")),
+        ("qemu-system-x86_64", which("qemu-system-x86_64")),
+        (
+            "busybox at /bin/busybox",
+            Path::new("/bin/busybox").is_file(),
+        ),
+        (
+            "the test kernel (scripts/setup-host.sh)",
+            kernel_dir().join("vmlinuz").is_file(),
+        ),
+    ];
+    checks.extend_from_slice(extra);
+    let missing: Vec<&str> = checks
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(what, _)| *what)
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let why = format!("missing: {}", missing.join(", "));
+    assert!(
+        std::env::var_os("MINIGUEST_REQUIRE_E2E").is_none(),
+        "boot test cannot run: {why}"
+    );
+    eprintln!("skipped: {why}");
+    Some(why)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+pub fn which(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+pub fn libvirt_up() -> bool {
+    Command::new("virsh")
+        .args(["-c", "qemu:///system", "version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A guest name unique on this machine, since libvirt domains are global.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Modules the contract asks for, with everything they depend on, laid out
+/// as /lib/modules/VERSION for busybox's modprobe.
+fn copy_modules(into: &Path) {
+    let modules = kernel_dir().join("modules").canonicalize().unwrap();
+    let version = modules.file_name().unwrap().to_owned();
+    let out = Command::new("nix")
+        .args(["eval", "--json", "--file"])
+        .arg(repo_root().join("nix/lib/contract.nix"))
+        .arg("initrdModules")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let by_fs: std::collections::BTreeMap<String, Vec<String>> =
+        serde_json::from_slice(&out.stdout).unwrap();
+    let wanted: std::collections::BTreeSet<String> = by_fs.into_values().flatten().collect();
+
+    let dep = std::fs::read_to_string(modules.join("modules.dep")).unwrap();
+    let target = into.join(&version);
+    let mut lines = String::new();
+    let mut needed = std::collections::BTreeSet::new();
+    for name in &wanted {
+        let line = dep
+            .lines()
+            .find(|l| {
+                l.split(':')
+                    .next()
+                    .is_some_and(|p| p.ends_with(&format!("/{name}.ko")))
+            })
+            .unwrap_or_else(|| panic!("module {name} not in modules.dep"));
+        needed.extend(line.replace(':', " ").split_whitespace().map(str::to_owned));
+    }
+    for file in &needed {
+        let dest = target.join(file);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(modules.join(file), dest).unwrap();
+        let line = dep
+            .lines()
+            .find(|l| l.starts_with(&format!("{file}:")))
+            .unwrap();
+        lines.push_str(line);
+        lines.push('\n');
+    }
+    std::fs::write(target.join("modules.dep"), lines).unwrap();
+}
+
+/// A test environment whose flake is the stand-in guest.
+pub fn env() -> TestEnv {
+    let staging = tempfile::tempdir().unwrap();
+    let dir = staging.path();
+    copy_dir(&fixture("standin"), dir);
+    std::fs::copy(
+        repo_root().join("nix/lib/contract.nix"),
+        dir.join("contract.nix"),
+    )
+    .unwrap();
+    std::fs::copy("/bin/busybox", dir.join("busybox")).unwrap();
+    std::fs::copy(kernel_dir().join("vmlinuz"), dir.join("vmlinuz")).unwrap();
+    copy_modules(&dir.join("modules"));
+    let env = TestEnv::with_store(false, dir);
+    set_version(&env, "1");
+    env
+}
+
+pub fn set_version(env: &TestEnv, version: &str) {
+    std::fs::write(
+        env.flake_dir().join("params.json"),
+        format!("{{\"version\":\"{version}\"}}"),
+    )
+    .unwrap();
+}
+
+/// What the stand-in's stage 2 printed on one boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub name: String,
+    pub version: String,
+    pub store_writable: String,
+    pub boot_writable: String,
+    pub remount: String,
+}
+
+fn field<'a>(line: &'a str, key: &str) -> String {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .unwrap_or("?")
+        .to_owned()
+}
+
+/// Every completed boot in a console transcript, in order.
+pub fn reports(console: &str) -> Vec<Report> {
+    let mut out = Vec::new();
+    let mut booted: Option<&str> = None;
+    for line in console.lines() {
+        let line = line.trim_start_matches(|c: char| c != 'S');
+        if line.starts_with("STANDIN-BOOTED") {
+            booted = Some(line);
+        } else if line.starts_with("STANDIN-CHECK") {
+            if let Some(b) = booted.take() {
+                out.push(Report {
+                    name: field(b, "name"),
+                    version: field(b, "version"),
+                    store_writable: field(line, "store-writable"),
+                    boot_writable: field(line, "boot-writable"),
+                    remount: field(line, "store-writable-after-remount"),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Waits until a console log holds `count` complete boots.
+pub fn wait_for_reports(log: &Path, count: usize, timeout: Duration) -> Vec<Report> {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.matches("STANDIN-DONE").count() >= count {
+            return reports(&text);
+        }
+        if start.elapsed() > timeout {
+            panic!("no {count} boot(s) within {timeout:?}; console so far:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs a shell command with a time limit, returning its output.
+pub fn sh_with_timeout(script: &str, cwd: &Path, secs: u64) -> std::process::Output {
+    Command::new("timeout")
+        .arg(secs.to_string())
+        .args(["sh", "-c", script])
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+/// Undefines a libvirt domain when dropped, so failed tests leave none behind.
+pub struct Domain(pub String);
+
+impl Domain {
+    pub fn virsh(&self, args: &[&str]) -> std::process::Output {
+        Command::new("virsh")
+            .args(["-c", "qemu:///system"])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    pub fn start(&self) {
+        let out = self.virsh(&["start", &self.0]);
+        assert!(
+            out.status.success(),
+            "virsh start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn wait_shut_off(&self, timeout: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            let state = self.virsh(&["domstate", &self.0]);
+            if String::from_utf8_lossy(&state.stdout).contains("shut off") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("domain {} did not shut off", self.0);
+    }
+}
+
+impl Drop for Domain {
+    fn drop(&mut self) {
+        let _ = self.virsh(&["destroy", &self.0]);
+        let _ = self.virsh(&["undefine", &self.0]);
+    }
+}
