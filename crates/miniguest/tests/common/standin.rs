@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{copy_dir, fixture, TestEnv};
+use super::TestEnv;
 
 pub fn kernel_dir() -> PathBuf {
     std::env::var_os("MINIGUEST_TEST_KERNEL_DIR")
@@ -87,71 +87,20 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
-/// Modules the contract asks for, with everything they depend on, laid out
-/// as /lib/modules/VERSION for busybox's modprobe.
-fn copy_modules(into: &Path) {
-    let modules = kernel_dir().join("modules").canonicalize().unwrap();
-    let version = modules.file_name().unwrap().to_owned();
-    let out = Command::new("nix")
-        .args(["eval", "--json", "--file"])
-        .arg(repo_root().join("nix/lib/contract.nix"))
-        .arg("initrdModules")
+/// A test environment whose flake is the stand-in guest, assembled by the
+/// same script the demo uses.
+pub fn env() -> TestEnv {
+    let staging = tempfile::tempdir().unwrap();
+    let out = Command::new(repo_root().join("scripts/standin-flake.sh"))
+        .arg(staging.path())
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "{}",
+        "standin-flake.sh: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let by_fs: std::collections::BTreeMap<String, Vec<String>> =
-        serde_json::from_slice(&out.stdout).unwrap();
-    let wanted: std::collections::BTreeSet<String> = by_fs.into_values().flatten().collect();
-
-    let dep = std::fs::read_to_string(modules.join("modules.dep")).unwrap();
-    let target = into.join(&version);
-    let mut lines = String::new();
-    let mut needed = std::collections::BTreeSet::new();
-    for name in &wanted {
-        let line = dep
-            .lines()
-            .find(|l| {
-                l.split(':')
-                    .next()
-                    .is_some_and(|p| p.ends_with(&format!("/{name}.ko")))
-            })
-            .unwrap_or_else(|| panic!("module {name} not in modules.dep"));
-        needed.extend(line.replace(':', " ").split_whitespace().map(str::to_owned));
-    }
-    for file in &needed {
-        let dest = target.join(file);
-        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        std::fs::copy(modules.join(file), dest).unwrap();
-        let line = dep
-            .lines()
-            .find(|l| l.starts_with(&format!("{file}:")))
-            .unwrap();
-        lines.push_str(line);
-        lines.push('\n');
-    }
-    std::fs::write(target.join("modules.dep"), lines).unwrap();
-}
-
-/// A test environment whose flake is the stand-in guest.
-pub fn env() -> TestEnv {
-    let staging = tempfile::tempdir().unwrap();
-    let dir = staging.path();
-    copy_dir(&fixture("standin"), dir);
-    std::fs::copy(
-        repo_root().join("nix/lib/contract.nix"),
-        dir.join("contract.nix"),
-    )
-    .unwrap();
-    std::fs::copy("/bin/busybox", dir.join("busybox")).unwrap();
-    std::fs::copy(kernel_dir().join("vmlinuz"), dir.join("vmlinuz")).unwrap();
-    copy_modules(&dir.join("modules"));
-    let env = TestEnv::with_store(false, dir);
-    set_version(&env, "1");
-    env
+    TestEnv::with_store(false, staging.path())
 }
 
 pub fn set_version(env: &TestEnv, version: &str) {
@@ -172,7 +121,7 @@ pub struct Report {
     pub remount: String,
 }
 
-fn field<'a>(line: &'a str, key: &str) -> String {
+fn field(line: &str, key: &str) -> String {
     line.split_whitespace()
         .find_map(|w| w.strip_prefix(&format!("{key}=")))
         .unwrap_or("?")
