@@ -1,0 +1,118 @@
+//! The Nix side of the guest contract (nix/lib/contract.nix), evaluated by
+//! real Nix, must agree with the Rust side: same layout, same defaults, and
+//! every manifest it builds parses.
+
+mod common;
+
+use miniguest::manifest::{self, layout, GuestType, InterfaceType, Manifest, ShareFs};
+
+fn eval(expr: &str) -> serde_json::Value {
+    let contract = common::standin::repo_root().join("nix/lib/contract.nix");
+    let out = std::process::Command::new("nix")
+        .args(["eval", "--json", "--impure", "--expr"])
+        .arg(format!("let c = import {}; in {expr}", contract.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn layout_and_version_agree() {
+    if !common::nix_available() {
+        return;
+    }
+    let nix = eval("{ inherit (c) version layout; }");
+    assert_eq!(nix["version"], manifest::VERSION);
+    let l = &nix["layout"];
+    for (key, rust) in [
+        ("manifest", layout::MANIFEST),
+        ("legacyManifest", layout::LEGACY_MANIFEST),
+        ("kernel", layout::KERNEL),
+        ("initrd", layout::INITRD),
+        ("bootDir", layout::BOOT_DIR),
+        ("init", layout::INIT),
+        ("registration", layout::REGISTRATION),
+        ("storeTag", layout::STORE_TAG),
+        ("bootTag", layout::BOOT_TAG),
+    ] {
+        assert_eq!(l[key], rust, "layout.{key}");
+    }
+    assert_eq!(
+        l.as_object().unwrap().len(),
+        9,
+        "a layout entry has no Rust twin"
+    );
+}
+
+#[test]
+fn defaults_agree() {
+    if !common::nix_available() {
+        return;
+    }
+    let built = eval(r#"c.mkManifest { guestType = "qemu"; }"#);
+    let parsed = Manifest::parse(&built.to_string()).unwrap();
+    let from_rust_defaults = Manifest::parse(r#"{"version":1,"guestType":"qemu"}"#).unwrap();
+    assert_eq!(parsed, from_rust_defaults);
+    assert!(parsed.is_stateless());
+    let d = eval("c.defaults");
+    assert_eq!(d["memoryMiB"], manifest::DEFAULT_MEMORY_MIB);
+    assert_eq!(d["vcpus"], manifest::DEFAULT_VCPUS);
+    assert_eq!(d["storeFs"], "9p");
+}
+
+#[test]
+fn a_full_option_set_builds_a_manifest_rust_reads() {
+    if !common::nix_available() {
+        return;
+    }
+    let built = eval(
+        r#"c.mkManifest {
+            guestType = "qemu";
+            qemu.fsType = "virtiofs";
+            kernelParams = [ "console=ttyS0" "init=/boot/init" ];
+            memoryMiB = 2048;
+            vcpus = 2;
+            volumes.var = { mountPoint = "/var"; sizeMiB = 4096; fsType = "ext4"; };
+            shares.data = { source = "/srv/data"; mountPoint = "/data"; readOnly = true; };
+            interfaces = [ { type = "bridge"; source = "br0"; mac = null; } { type = "user"; } ];
+        }"#,
+    );
+    let m = Manifest::parse(&built.to_string()).unwrap();
+    assert_eq!(m.guest_type, GuestType::Qemu);
+    assert_eq!(m.store_fs, ShareFs::Virtiofs);
+    assert_eq!(m.kernel_params, ["console=ttyS0", "init=/boot/init"]);
+    assert_eq!((m.memory_mib, m.vcpus), (2048, 2));
+    assert_eq!(m.volumes[0].name, "var");
+    assert_eq!(m.volumes[0].size_mib, 4096);
+    assert!(m.shares[0].read_only);
+    assert_eq!(m.interfaces[0].kind, InterfaceType::Bridge);
+    assert_eq!(m.interfaces[1].source, None);
+    assert!(!m.is_stateless());
+}
+
+#[test]
+fn every_enum_value_nix_offers_is_one_rust_accepts() {
+    if !common::nix_available() {
+        return;
+    }
+    let lists = eval("{ inherit (c) guestTypes storeFsTypes interfaceTypes; }");
+    for t in lists["guestTypes"].as_array().unwrap() {
+        let json = format!(r#"{{"version":1,"guestType":{t}}}"#);
+        Manifest::parse(&json).unwrap_or_else(|e| panic!("{t}: {e:#}"));
+    }
+    for fs in lists["storeFsTypes"].as_array().unwrap() {
+        let json = format!(r#"{{"version":1,"guestType":"qemu","storeFs":{fs}}}"#);
+        Manifest::parse(&json).unwrap_or_else(|e| panic!("{fs}: {e:#}"));
+    }
+    for i in lists["interfaceTypes"].as_array().unwrap() {
+        let json = format!(
+            r#"{{"version":1,"guestType":"qemu","interfaces":[{{"type":{i},"source":"x"}}]}}"#
+        );
+        Manifest::parse(&json).unwrap_or_else(|e| panic!("{i}: {e:#}"));
+    }
+}

@@ -1,0 +1,61 @@
+{
+  description = "Miniguest: lightweight, declarative NixOS guests whose program lives in the host's Nix store";
+
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+
+  outputs = { self, nixpkgs }:
+    let
+      systems = [ "x86_64-linux" "aarch64-linux" ];
+      forAllSystems = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+    in
+    {
+      lib.contract = import ./nix/lib/contract.nix;
+
+      nixosModules = rec {
+        guest = import ./nix/modules/guest.nix;
+        core = guest;
+        default = guest;
+        host = {
+          imports = [ ./nix/modules/host.nix ];
+          nixpkgs.overlays = [ self.overlays.default ];
+        };
+        declarative = host;
+      };
+
+      overlays.default = final: _prev: {
+        miniguest = final.callPackage ./nix/package.nix { };
+      };
+
+      packages = forAllSystems (pkgs: rec {
+        miniguest = pkgs.callPackage ./nix/package.nix { };
+        default = miniguest;
+      });
+
+      apps = forAllSystems (pkgs: {
+        default = {
+          type = "app";
+          program = "${self.packages.${pkgs.system}.miniguest}/bin/miniguest";
+        };
+      });
+
+      templates.default = {
+        path = ./template;
+        description = "Example Miniguest guests: a stateless VM and a container";
+      };
+
+      devShells = forAllSystems (pkgs: {
+        default = pkgs.mkShell {
+          inputsFrom = [ self.packages.${pkgs.system}.miniguest ];
+          packages = with pkgs; [
+            cargo rustc clippy rustfmt nix qemu libvirt lxc busybox
+            cpio gzip jq hyperfine virt-manager
+          ];
+        };
+      });
+
+      checks.x86_64-linux = import ./nix/checks {
+        pkgs = nixpkgs.legacyPackages.x86_64-linux;
+        inherit self;
+      };
+    };
+}

@@ -1,0 +1,34 @@
+# The miniguest CLI, built from this repository's Cargo.lock, with its man
+# page and shell completions.
+{ lib, rustPlatform, pkg-config, installShellFiles, libvirt }:
+let
+  cargoToml = lib.importTOML ../Cargo.toml;
+in
+rustPlatform.buildRustPackage {
+  pname = "miniguest";
+  inherit (cargoToml.workspace.package) version;
+  src = lib.cleanSourceWith {
+    src = ../.;
+    filter = path: type: !(lib.hasSuffix "/target" path);
+  };
+  cargoLock.lockFile = ../Cargo.lock;
+  cargoBuildFlags = [ "--package" "miniguest" ];
+  nativeBuildInputs = [ pkg-config installShellFiles ];
+  buildInputs = [ libvirt ];
+  # The tests need a Nix store, hypervisors and root; they run in CI.
+  doCheck = false;
+  postInstall = ''
+    $out/bin/miniguest manpage > miniguest.1
+    installManPage miniguest.1
+    installShellCompletion --cmd miniguest \
+      --bash <($out/bin/miniguest completions bash) \
+      --zsh <($out/bin/miniguest completions zsh) \
+      --fish <($out/bin/miniguest completions fish)
+  '';
+  meta = {
+    description = "Lightweight, declarative NixOS guests whose program lives in the host's Nix store";
+    license = lib.licenses.gpl3Plus;
+    platforms = lib.platforms.linux;
+    mainProgram = "miniguest";
+  };
+}
