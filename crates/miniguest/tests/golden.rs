@@ -1,0 +1,131 @@
+//! Generated hypervisor configuration compared with checked-in files, and
+//! the libvirt XML checked against libvirt's own schema. Regenerate with
+//! MINIGUEST_BLESS=1 after an intended change, and review the diff.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use miniguest::backends::idmap::IdMap;
+use miniguest::backends::lxc::Container;
+use miniguest::backends::{libvirt, GuestSpec};
+use miniguest::cli::VirtType;
+use miniguest::manifest::Manifest;
+
+fn spec(manifest: &str) -> GuestSpec {
+    let manifest = Manifest::parse(manifest).unwrap();
+    GuestSpec {
+        name: "web".parse().unwrap(),
+        root: PathBuf::from("/etc/miniguests/web"),
+        store_dir: PathBuf::from("/nix/store"),
+        memory_mib: manifest.memory_mib,
+        vcpus: manifest.vcpus,
+        virt_type: VirtType::Kvm,
+        interfaces: manifest.interfaces.clone(),
+        volume_dir: PathBuf::from("/var/lib/miniguest/web"),
+        console_log: None,
+        manifest,
+    }
+}
+
+const STATELESS_9P: &str =
+    r#"{"version":1,"guestType":"qemu","kernelParams":["console=ttyS0","init=/boot/init"]}"#;
+const STATEFUL_VIRTIOFS: &str = r#"{"version":1,"guestType":"qemu","storeFs":"virtiofs",
+  "kernelParams":["console=ttyS0"],"memoryMiB":2048,"vcpus":2,
+  "volumes":[{"name":"var","mountPoint":"/var","sizeMiB":4096}],
+  "shares":[{"tag":"data","source":"/srv/data & more","mountPoint":"/data","readOnly":true}],
+  "interfaces":[{"type":"bridge","source":"br0","mac":"52:54:00:12:34:56"},{"type":"network","source":"default"}]}"#;
+const CONTAINER: &str = r#"{"version":1,"guestType":"lxc",
+  "volumes":[{"name":"state","mountPoint":"/var/lib/app","sizeMiB":1}],
+  "shares":[{"tag":"media","source":"/srv/my media","mountPoint":"/media","readOnly":true}],
+  "interfaces":[{"type":"bridge","source":"lxcbr0"}]}"#;
+
+fn check(name: &str, actual: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("MINIGUEST_BLESS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("{} is missing; run with MINIGUEST_BLESS=1", path.display()));
+    assert_eq!(actual, expected, "{name} differs from its golden file");
+    path
+}
+
+fn validate(path: &Path) {
+    if !common::standin::which("virt-xml-validate") {
+        assert!(
+            std::env::var_os("MINIGUEST_REQUIRE_E2E").is_none(),
+            "virt-xml-validate is missing"
+        );
+        eprintln!("skipped schema check: virt-xml-validate is not installed");
+        return;
+    }
+    let out = std::process::Command::new("virt-xml-validate")
+        .arg(path)
+        .arg("domain")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn libvirt_stateless_9p() {
+    let path = check(
+        "stateless-9p.xml",
+        &libvirt::domain_xml(&spec(STATELESS_9P)).unwrap(),
+    );
+    validate(&path);
+}
+
+#[test]
+fn libvirt_stateful_virtiofs() {
+    let path = check(
+        "stateful-virtiofs.xml",
+        &libvirt::domain_xml(&spec(STATEFUL_VIRTIOFS)).unwrap(),
+    );
+    validate(&path);
+}
+
+#[test]
+fn lxc_container_config() {
+    let s = spec(CONTAINER);
+    let container = Container {
+        spec: &s,
+        lxcpath: PathBuf::from("/var/lib/lxc"),
+        idmap: Some(IdMap {
+            uid_start: 100000,
+            gid_start: 100000,
+            count: 65536,
+        }),
+    };
+    let config = container.config().unwrap();
+    // The include lines depend on where LXC is installed.
+    let portable: String = config
+        .lines()
+        .filter(|l| !l.starts_with("lxc.include"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    check("container.lxc.conf", &portable);
+}
+
+#[test]
+fn a_vm_is_not_turned_into_a_container_or_back() {
+    let vm = spec(STATELESS_9P);
+    let c = Container {
+        spec: &vm,
+        lxcpath: "/x".into(),
+        idmap: None,
+    };
+    assert!(c.config().unwrap_err().to_string().contains("is a VM"));
+    assert!(libvirt::domain_xml(&spec(CONTAINER))
+        .unwrap_err()
+        .to_string()
+        .contains("is a container"));
+}
