@@ -268,20 +268,39 @@ pub fn virt_install(spec: &GuestSpec, uri: &str) -> Result<Vec<String>> {
     Ok(argv)
 }
 
-/// Defines (or redefines) the domain through libvirt's API.
-#[cfg(feature = "libvirt")]
+/// Defines (or redefines) the domain through libvirt's API, by way of the
+/// `miniguest-libvirt` helper installed beside this program.
 pub fn define(spec: &GuestSpec, uri: &str) -> Result<()> {
-    use anyhow::Context;
-    spec.create_volume_images()?;
-    let xml = domain_xml(spec)?;
-    let conn = virt::connect::Connect::open(Some(uri))
-        .with_context(|| format!("cannot connect to libvirt at {uri}"))?;
-    conn.define_domain_xml(&xml)
-        .with_context(|| format!("libvirt refused the domain for guest {}", spec.name))?;
-    Ok(())
-}
+    use anyhow::{bail, Context};
+    use std::io::Write;
+    use std::process::{Command, Stdio};
 
-#[cfg(not(feature = "libvirt"))]
-pub fn define(_spec: &GuestSpec, _uri: &str) -> Result<()> {
-    anyhow::bail!("this miniguest was built without libvirt support; run the printed virt-install command instead")
+    let xml = domain_xml(spec)?;
+    let helper = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("miniguest-libvirt")))
+        .filter(|p| p.is_file())
+        .or_else(|| super::find_program("miniguest-libvirt", &[]))
+        .context(
+            "miniguest-libvirt is not installed (built without libvirt support?); run the printed virt-install command instead",
+        )?;
+    spec.create_volume_images()?;
+    let mut child = Command::new(&helper)
+        .arg(uri)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot run {}", helper.display()))?;
+    child
+        .stdin
+        .take()
+        .context("no stdin for miniguest-libvirt")?
+        .write_all(xml.as_bytes())?;
+    if !child.wait()?.success() {
+        bail!(
+            "could not define the libvirt domain for guest {}",
+            spec.name
+        );
+    }
+    Ok(())
 }

@@ -36,7 +36,10 @@ pub fn run(layout: &Layout, args: InstallArgs) -> Result<()> {
 
     // Origin first: if we die before the profile is set, the next install
     // overwrites it; the other order could leave a profile nobody can upgrade.
-    origin::write(&layout.origin_file(&name), &parsed.installable)?;
+    let origin_file = layout.origin_file(&name);
+    if origin::read(&origin_file).ok().flatten().as_ref() != Some(&parsed.installable) {
+        origin::write(&origin_file, &parsed.installable)?;
+    }
     nix::profile_set(&profile_path, &out)?;
     layout.ensure_link(&name)?;
 
