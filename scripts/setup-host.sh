@@ -13,7 +13,7 @@ if ! dpkg -s nix-bin qemu-system-x86 libvirt-daemon-driver-qemu lxc busybox-stat
   apt-get install "${apt_opts[@]}" --allow-downgrades \
     qemu-system-x86 qemu-utils/bookworm qemu-block-extra/bookworm
   apt-get install "${apt_opts[@]}" \
-    nix-bin git jq cpio gzip kmod busybox-static \
+    nix-bin git jq bc cpio gzip kmod busybox-static \
     libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev \
     virtinst pkg-config libxml2-utils \
     lxc uidmap systemd-container hyperfine
