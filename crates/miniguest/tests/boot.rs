@@ -198,6 +198,25 @@ fn run_console_is_the_terminal() {
     assert_eq!(standin::reports(&stdout(&out)).len(), 1, "{}", stdout(&out));
 }
 
+/// Runs a defined container in the foreground until its init exits, and
+/// returns every boot its console log holds.
+fn lxc_start(lxcpath: &std::path::Path, name: &str, log: &std::path::Path) -> Vec<standin::Report> {
+    let start = std::process::Command::new("timeout")
+        .args([
+            "60",
+            "lxc-start",
+            "-P",
+            lxcpath.to_str().unwrap(),
+            "-n",
+            name,
+            "-F",
+        ])
+        .output()
+        .unwrap();
+    assert!(start.status.success(), "lxc-start: {}", stderr(&start));
+    standin::reports(&std::fs::read_to_string(log).unwrap())
+}
+
 fn lxc_ready() -> bool {
     missing(&[
         ("lxc-start", standin::which("lxc-start")),
@@ -241,20 +260,7 @@ fn lxc_container_with_mapped_root_boots_and_cannot_write_the_store() {
             "rollback" => assert!(env.run(&["rollback", &name]).status.success()),
             _ => {}
         }
-        let start = std::process::Command::new("timeout")
-            .args([
-                "60",
-                "lxc-start",
-                "-P",
-                lxcpath.to_str().unwrap(),
-                "-n",
-                &name,
-                "-F",
-            ])
-            .output()
-            .unwrap();
-        assert!(start.status.success(), "lxc-start: {}", stderr(&start));
-        let reports = standin::reports(&std::fs::read_to_string(&log).unwrap());
+        let reports = lxc_start(&lxcpath, &name, &log);
         let last = reports.last().expect("no boot in the console log");
         assert_eq!(last.version, version, "after {step}");
         assert_program_read_only(last);
@@ -306,20 +312,7 @@ fn lxc_printed_script_and_nspawn_command_work_with_an_odd_name() {
     assert!(out.status.success(), "{}", stderr(&out));
     let ran = standin::sh_with_timeout(&stdout(&out), &work, 60);
     assert!(ran.status.success(), "{}\n{}", stdout(&out), stderr(&ran));
-    let start = std::process::Command::new("timeout")
-        .args([
-            "60",
-            "lxc-start",
-            "-P",
-            lxcpath.to_str().unwrap(),
-            "-n",
-            &name,
-            "-F",
-        ])
-        .output()
-        .unwrap();
-    assert!(start.status.success(), "lxc-start: {}", stderr(&start));
-    let reports = standin::reports(&std::fs::read_to_string(&log).unwrap());
+    let reports = lxc_start(&lxcpath, &name, &log);
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].remount, "no");
 
