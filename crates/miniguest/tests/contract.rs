@@ -116,3 +116,30 @@ fn every_enum_value_nix_offers_is_one_rust_accepts() {
         Manifest::parse(&json).unwrap_or_else(|e| panic!("{i}: {e:#}"));
     }
 }
+
+#[test]
+fn the_flake_exports_the_template_the_binary_embeds() {
+    if !common::nix_available() {
+        return;
+    }
+    // templates.default needs no inputs, so it evaluates offline.
+    let flake = common::standin::repo_root().join("flake.nix");
+    let out = std::process::Command::new("nix")
+        .args(["eval", "--raw", "--impure", "--expr"])
+        .arg(format!(
+            "toString ((import {}).outputs {{ self = null; nixpkgs = null; }}).templates.default.path",
+            flake.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let exported = std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap());
+    assert_eq!(exported, common::standin::repo_root().join("template"));
+    // The cli tests check that `miniguest template` writes exactly template/.
+    let embedded: Vec<&str> = miniguest::template::FILES.iter().map(|(p, _)| *p).collect();
+    assert!(embedded.contains(&"flake.nix"), "{embedded:?}");
+}

@@ -113,6 +113,41 @@ fn lxc_container_config() {
         .map(|l| format!("{l}\n"))
         .collect();
     check("container.lxc.conf", &portable);
+
+    // LXC itself parses the full config (include lines too).
+    if !common::standin::which("lxc-create") {
+        assert!(
+            std::env::var_os("MINIGUEST_REQUIRE_E2E").is_none(),
+            "lxc-create is missing"
+        );
+        eprintln!("skipped LXC parse: lxc is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("web.conf");
+    std::fs::write(
+        &conf,
+        config.replace(
+            "/var/lib/lxc/web/rootfs",
+            &dir.path().join("rootfs").display().to_string(),
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("rootfs")).unwrap();
+    let out = std::process::Command::new("lxc-create")
+        .arg("-P")
+        .arg(dir.path().join("lxc"))
+        .args(["-n", "web", "-t", "none", "-f"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "LXC rejected the config: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::fs::read_to_string(dir.path().join("lxc/web/config")).unwrap();
+    assert!(written.contains("lxc.init.cmd = /boot/init"), "{written}");
 }
 
 #[test]
