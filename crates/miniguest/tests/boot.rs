@@ -361,3 +361,82 @@ fn containers_refuse_an_unmapped_root_unless_told() {
     assert!(!stdout(&out).contains("lxc.idmap"));
     assert!(stderr(&out).contains("warning"));
 }
+
+#[test]
+fn declared_volumes_reach_vm_and_container() {
+    if !lxc_ready() {
+        return;
+    }
+    let env = standin::env();
+    let vm = unique_name("vmvol");
+    install(&env, "vmvol", &vm);
+    let log = env.path("vm.log");
+    let out = env
+        .cmd()
+        .args(["run", &vm, "--console-log", log.to_str().unwrap()])
+        .timeout(BOOT_TIMEOUT)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reports = standin::reports(&std::fs::read_to_string(&log).unwrap());
+    assert!(reports[0].disks.contains("vda"), "{reports:?}");
+    let image = env.path("state").join(&vm).join("state.img");
+    assert_eq!(std::fs::metadata(&image).unwrap().len(), 8 * 1024 * 1024);
+
+    // A stateless guest gets no disk.
+    let plain = unique_name("vm9p");
+    install(&env, "vm9p", &plain);
+    let log = env.path("plain.log");
+    let out = env
+        .cmd()
+        .args(["run", &plain, "--console-log", log.to_str().unwrap()])
+        .timeout(BOOT_TIMEOUT)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reports = standin::reports(&std::fs::read_to_string(&log).unwrap());
+    assert!(!reports[0].disks.contains("vda"), "{reports:?}");
+
+    let ct = unique_name("ctvol");
+    install(&env, "ctvol", &ct);
+    let lxcpath = env.path("lxc");
+    let log = env.path("ct.log");
+    let out = env.run(&[
+        "create",
+        &ct,
+        "--define",
+        "--lxcpath",
+        lxcpath.to_str().unwrap(),
+        "--console-log",
+        log.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reports = lxc_start(&lxcpath, &ct, &log);
+    assert_eq!(reports[0].state_writable, "yes", "{reports:?}");
+    assert_eq!(reports[0].store_writable, "no");
+}
+
+#[test]
+fn libvirt_gives_a_declared_volume_as_a_disk_and_the_printed_command_creates_it() {
+    if missing(&[(
+        "libvirtd on qemu:///system (scripts/services.sh start)",
+        libvirt_up(),
+    )])
+    .is_some()
+    {
+        return;
+    }
+    let env = standin::env();
+    let name = unique_name("vmvol");
+    install(&env, "vmvol", &name);
+    let log = env.path("vol.log");
+    let _domain = Domain(name.clone());
+    let out = env.run(&["create", &name, "--console-log", log.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ran = standin::sh_with_timeout(&stdout(&out), &env.path(""), 300);
+    assert!(ran.status.success(), "{}\n{}", stdout(&out), stderr(&ran));
+    let reports = wait_for_reports(&log, 1, BOOT_TIMEOUT);
+    assert!(reports[0].disks.contains("vda"), "{reports:?}");
+    let image = env.path("state").join(&name).join("state.img");
+    assert_eq!(std::fs::metadata(image).unwrap().len(), 8 * 1024 * 1024);
+}

@@ -124,6 +124,28 @@ impl GuestSpec {
         Ok(())
     }
 
+    /// Shell lines doing what `create_volume_images` does, for printed
+    /// commands: create missing images, never touch existing ones.
+    pub fn volume_setup_script(&self) -> Result<String> {
+        use crate::shell::quote;
+        let mut script = String::new();
+        if self.manifest.volumes.is_empty() {
+            return Ok(script);
+        }
+        script.push_str(&format!(
+            "mkdir -p {}\n",
+            quote(path_str(&self.volume_dir)?)
+        ));
+        for volume in &self.manifest.volumes {
+            let image = quote(path_str(&self.volume_image(volume))?).into_owned();
+            script.push_str(&format!(
+                "[ -e {image} ] || truncate -s {}M {image}\n",
+                volume.size_mib
+            ));
+        }
+        Ok(script)
+    }
+
     pub fn require_vm(&self) -> Result<()> {
         if self.manifest.guest_type != crate::manifest::GuestType::Qemu {
             bail!(

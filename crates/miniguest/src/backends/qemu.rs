@@ -124,14 +124,16 @@ pub fn invocation(spec: &GuestSpec, socket_dir: &Path) -> Result<Invocation> {
             ]);
         }
     }
-    for volume in &spec.manifest.volumes {
+    for (i, volume) in spec.manifest.volumes.iter().enumerate() {
+        // The serial, which names the disk in the guest, belongs to the device.
         q.extend([
             "-drive".into(),
             format!(
-                "file={},format=raw,if=virtio,serial={}",
-                qv(path_str(&spec.volume_image(volume))?),
-                qv(&volume.name)
+                "file={},format=raw,if=none,id=vol{i}",
+                qv(path_str(&spec.volume_image(volume))?)
             ),
+            "-device".into(),
+            format!("virtio-blk-pci,drive=vol{i},serial={}", qv(&volume.name)),
         ]);
     }
     if spec.interfaces.is_empty() {

@@ -35,8 +35,10 @@ pub fn run(layout: &Layout, args: CreateArgs) -> Result<()> {
                 print!("{}", libvirt::domain_xml(&spec)?);
             } else if libvirt::virt_install_mangles(&spec) {
                 eprintln!("note: virt-install cannot take this guest's paths; printing a virsh script instead");
+                print!("{}", spec.volume_setup_script()?);
                 print!("{}", libvirt::virsh_script(&spec, &args.connect)?);
             } else {
+                print!("{}", spec.volume_setup_script()?);
                 println!(
                     "{}",
                     shell::join(&libvirt::virt_install(&spec, &args.connect)?)
@@ -57,6 +59,7 @@ pub fn run(layout: &Layout, args: CreateArgs) -> Result<()> {
             } else {
                 std::env::temp_dir()
             };
+            print!("{}", spec.volume_setup_script()?);
             print!("{}", qemu::script(&qemu::invocation(&spec, &sockets)?));
         }
         Backend::Lxc => {

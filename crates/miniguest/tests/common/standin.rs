@@ -119,6 +119,8 @@ pub struct Report {
     pub store_writable: String,
     pub boot_writable: String,
     pub remount: String,
+    pub disks: String,
+    pub state_writable: String,
 }
 
 fn field(line: &str, key: &str) -> String {
@@ -132,10 +134,13 @@ fn field(line: &str, key: &str) -> String {
 pub fn reports(console: &str) -> Vec<Report> {
     let mut out = Vec::new();
     let mut booted: Option<&str> = None;
+    let mut state: Option<&str> = None;
     for line in console.lines() {
         let line = line.trim_start_matches(|c: char| c != 'S');
         if line.starts_with("STANDIN-BOOTED") {
             booted = Some(line);
+        } else if line.starts_with("STANDIN-STATE") {
+            state = Some(line);
         } else if line.starts_with("STANDIN-CHECK") {
             if let Some(b) = booted.take() {
                 out.push(Report {
@@ -144,6 +149,10 @@ pub fn reports(console: &str) -> Vec<Report> {
                     store_writable: field(line, "store-writable"),
                     boot_writable: field(line, "boot-writable"),
                     remount: field(line, "store-writable-after-remount"),
+                    disks: state.map_or("?".into(), |s| field(s, "disks")),
+                    state_writable: state
+                        .take()
+                        .map_or("?".into(), |s| field(s, "state-writable")),
                 });
             }
         }
