@@ -13,7 +13,8 @@ case "${1:-}" in
     if ! [ -f "$run/libvirtd.pid" ] || ! kill -0 "$(cat "$run/libvirtd.pid")" 2>/dev/null; then
       libvirtd -d --pid-file "$run/libvirtd.pid"
     fi
-    for _ in $(seq 100); do
+    # The first connection probes QEMU's capabilities, which takes a while.
+    for _ in $(seq 600); do
       virsh -c qemu:///system version >/dev/null 2>&1 && { echo "services: libvirtd ready"; exit 0; }
       sleep 0.1
     done

@@ -7,16 +7,15 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt_opts=(-y -q --no-install-recommends)
 
-if ! dpkg -s nix-bin qemu-system-x86 libvirt-daemon-driver-qemu lxc busybox-static >/dev/null 2>&1; then
+qemu_pkgs=(qemu-system-x86 qemu-utils/bookworm qemu-block-extra/bookworm)
+pkgs=(nix-bin git jq bc cpio gzip kmod busybox-static
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
+  virtinst pkg-config libxml2-utils lxc uidmap systemd-container)
+if ! dpkg -s qemu-system-x86 "${pkgs[@]}" >/dev/null 2>&1; then
   apt-get update -q
   # The image's qemu-utils comes from backports and blocks bookworm's QEMU.
-  apt-get install "${apt_opts[@]}" --allow-downgrades \
-    qemu-system-x86 qemu-utils/bookworm qemu-block-extra/bookworm
-  apt-get install "${apt_opts[@]}" \
-    nix-bin git jq bc cpio gzip kmod busybox-static \
-    libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev \
-    virtinst pkg-config libxml2-utils \
-    lxc uidmap systemd-container hyperfine
+  apt-get install "${apt_opts[@]}" --allow-downgrades "${qemu_pkgs[@]}"
+  apt-get install "${apt_opts[@]}" "${pkgs[@]}"
 fi
 
 # Nix: offline, flakes on, no sandbox (builders see the host's /bin).
@@ -49,8 +48,9 @@ grep -q '^root:' /etc/subgid 2>/dev/null || echo 'root:100000:65536' >> /etc/sub
 kdir=/var/cache/miniguest-test/kernel
 if [ ! -f "$kdir/vmlinuz" ]; then
   tmp=$(mktemp -d)
+  apt-cache show linux-image-amd64 >/dev/null 2>&1 || apt-get update -q
   pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-  (cd "$tmp" && apt-get download "$pkg")
+  (cd "$tmp" && { apt-get download "$pkg" || { apt-get update -q && apt-get download "$pkg"; }; })
   mkdir -p "$kdir.new"
   dpkg-deb -x "$tmp"/*.deb "$kdir.new/root"
   cp "$kdir.new"/root/boot/vmlinuz-* "$kdir.new/vmlinuz"
