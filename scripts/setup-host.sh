@@ -2,6 +2,8 @@
 # Installs and configures everything the test suite needs on a fresh Debian 12
 # machine: Nix (offline, single-user), QEMU, libvirt, LXC, systemd-nspawn and
 # the pieces of the stand-in guest (Debian kernel, busybox). Idempotent.
+# Meant for test and CI machines: it rewrites /etc/nix/nix.conf for offline,
+# single-user use.
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
