@@ -140,14 +140,7 @@ fn qemu_run(attr: &str) {
     install(&env, attr, &name);
 
     let log = env.path("run.log");
-    let out = env
-        .cmd()
-        .args(["run", &name, "--console-log", log.to_str().unwrap()])
-        .timeout(BOOT_TIMEOUT)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let reports = standin::reports(&std::fs::read_to_string(&log).unwrap());
+    let reports = run_to_reports(&env, &name, &log);
     assert_eq!(reports.len(), 1, "{reports:?}");
     assert_eq!(reports[0].version, "1");
     assert_program_read_only(&reports[0]);
@@ -198,6 +191,31 @@ fn run_console_is_the_terminal() {
     assert_eq!(standin::reports(&stdout(&out)).len(), 1, "{}", stdout(&out));
 }
 
+/// `miniguest run NAME` with the console in a file; every boot it holds.
+fn run_to_reports(env: &TestEnv, name: &str, log: &std::path::Path) -> Vec<standin::Report> {
+    let out = env
+        .cmd()
+        .args(["run", name, "--console-log", log.to_str().unwrap()])
+        .timeout(BOOT_TIMEOUT)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    standin::reports(&std::fs::read_to_string(log).unwrap())
+}
+
+fn lxc_define(env: &TestEnv, name: &str, lxcpath: &std::path::Path, log: &std::path::Path) {
+    let out = env.run(&[
+        "create",
+        name,
+        "--define",
+        "--lxcpath",
+        lxcpath.to_str().unwrap(),
+        "--console-log",
+        log.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 /// Runs a defined container in the foreground until its init exits, and
 /// returns every boot its console log holds.
 fn lxc_start(lxcpath: &std::path::Path, name: &str, log: &std::path::Path) -> Vec<standin::Report> {
@@ -238,16 +256,7 @@ fn lxc_container_with_mapped_root_boots_and_cannot_write_the_store() {
     install(&env, "ct", &name);
     let lxcpath = env.path("lxc");
     let log = env.path("ct.log");
-    let out = env.run(&[
-        "create",
-        &name,
-        "--define",
-        "--lxcpath",
-        lxcpath.to_str().unwrap(),
-        "--console-log",
-        log.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    lxc_define(&env, &name, &lxcpath, &log);
     let config = std::fs::read_to_string(lxcpath.join(&name).join("config")).unwrap();
     assert!(config.contains("lxc.idmap = u 0 "), "{config}");
 
@@ -371,14 +380,7 @@ fn declared_volumes_reach_vm_and_container() {
     let vm = unique_name("vmvol");
     install(&env, "vmvol", &vm);
     let log = env.path("vm.log");
-    let out = env
-        .cmd()
-        .args(["run", &vm, "--console-log", log.to_str().unwrap()])
-        .timeout(BOOT_TIMEOUT)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let reports = standin::reports(&std::fs::read_to_string(&log).unwrap());
+    let reports = run_to_reports(&env, &vm, &log);
     assert!(reports[0].disks.contains("vda"), "{reports:?}");
     let image = env.path("state").join(&vm).join("state.img");
     assert_eq!(std::fs::metadata(&image).unwrap().len(), 8 * 1024 * 1024);
@@ -387,30 +389,14 @@ fn declared_volumes_reach_vm_and_container() {
     let plain = unique_name("vm9p");
     install(&env, "vm9p", &plain);
     let log = env.path("plain.log");
-    let out = env
-        .cmd()
-        .args(["run", &plain, "--console-log", log.to_str().unwrap()])
-        .timeout(BOOT_TIMEOUT)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let reports = standin::reports(&std::fs::read_to_string(&log).unwrap());
+    let reports = run_to_reports(&env, &plain, &log);
     assert!(!reports[0].disks.contains("vda"), "{reports:?}");
 
     let ct = unique_name("ctvol");
     install(&env, "ctvol", &ct);
     let lxcpath = env.path("lxc");
     let log = env.path("ct.log");
-    let out = env.run(&[
-        "create",
-        &ct,
-        "--define",
-        "--lxcpath",
-        lxcpath.to_str().unwrap(),
-        "--console-log",
-        log.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    lxc_define(&env, &ct, &lxcpath, &log);
     let reports = lxc_start(&lxcpath, &ct, &log);
     assert_eq!(reports[0].state_writable, "yes", "{reports:?}");
     assert_eq!(reports[0].store_writable, "no");
