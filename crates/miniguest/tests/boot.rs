@@ -17,6 +17,29 @@ fn install(env: &TestEnv, attr: &str, name: &str) {
     assert!(out.status.success(), "install {attr}: {}", stderr(&out));
 }
 
+fn libvirt_needed() -> (&'static str, bool) {
+    (
+        "libvirtd on qemu:///system (scripts/services.sh start)",
+        libvirt_up(),
+    )
+}
+
+/// The stand-in installed as a fresh guest, or None (with the reason
+/// printed) where boot tests cannot run.
+fn installed_standin(
+    attr: &str,
+    prefix: &str,
+    needs: &[(&str, bool)],
+) -> Option<(TestEnv, String)> {
+    if missing(needs).is_some() {
+        return None;
+    }
+    let env = standin::env();
+    let name = unique_name(prefix);
+    install(&env, attr, &name);
+    Some((env, name))
+}
+
 fn assert_program_read_only(report: &standin::Report) {
     assert_eq!(report.store_writable, "no", "{report:?}");
     assert_eq!(report.boot_writable, "no", "{report:?}");
@@ -25,17 +48,9 @@ fn assert_program_read_only(report: &standin::Report) {
 /// Install, define through the libvirt API, boot; then upgrade and roll
 /// back, rebooting each time without redefining the domain.
 fn libvirt_lifecycle(attr: &str) {
-    if missing(&[(
-        "libvirtd on qemu:///system (scripts/services.sh start)",
-        libvirt_up(),
-    )])
-    .is_some()
-    {
+    let Some((env, name)) = installed_standin(attr, attr, &[libvirt_needed()]) else {
         return;
-    }
-    let env = standin::env();
-    let name = unique_name(attr);
-    install(&env, attr, &name);
+    };
     let log = env.path(&format!("{name}.log"));
     let domain = Domain(name.clone());
     let out = env.run(&[
@@ -83,10 +98,7 @@ fn libvirt_virtiofs_boot_upgrade_rollback() {
 /// Runs the printed libvirt command through sh and reads the boot it causes.
 fn libvirt_printed(name: &str, expect_tool: &str) {
     if missing(&[
-        (
-            "libvirtd on qemu:///system (scripts/services.sh start)",
-            libvirt_up(),
-        ),
+        libvirt_needed(),
         ("virt-install", standin::which("virt-install")),
     ])
     .is_some()
@@ -175,12 +187,9 @@ fn qemu_virtiofs_run_and_printed_command() {
 
 #[test]
 fn run_console_is_the_terminal() {
-    if missing(&[]).is_some() {
+    let Some((env, name)) = installed_standin("vm9p", "tty", &[]) else {
         return;
-    }
-    let env = standin::env();
-    let name = unique_name("tty");
-    install(&env, "vm9p", &name);
+    };
     let out = env
         .cmd()
         .args(["run", &name])
@@ -341,12 +350,9 @@ fn lxc_printed_script_and_nspawn_command_work_with_an_odd_name() {
 
 #[test]
 fn containers_refuse_an_unmapped_root_unless_told() {
-    if missing(&[]).is_some() {
+    let Some((env, name)) = installed_standin("ct", "ct", &[]) else {
         return;
-    }
-    let env = standin::env();
-    let name = unique_name("ct");
-    install(&env, "ct", &name);
+    };
     // A subuid file without root's range: the error says what to add.
     let out = env
         .cmd()
@@ -404,17 +410,9 @@ fn declared_volumes_reach_vm_and_container() {
 
 #[test]
 fn libvirt_gives_a_declared_volume_as_a_disk_and_the_printed_command_creates_it() {
-    if missing(&[(
-        "libvirtd on qemu:///system (scripts/services.sh start)",
-        libvirt_up(),
-    )])
-    .is_some()
-    {
+    let Some((env, name)) = installed_standin("vmvol", "vmvol", &[libvirt_needed()]) else {
         return;
-    }
-    let env = standin::env();
-    let name = unique_name("vmvol");
-    install(&env, "vmvol", &name);
+    };
     let log = env.path("vol.log");
     let _domain = Domain(name.clone());
     let out = env.run(&["create", &name, "--console-log", log.to_str().unwrap()]);

@@ -6,11 +6,10 @@ mod common;
 
 use miniguest::manifest::{self, layout, GuestType, InterfaceType, Manifest, ShareFs};
 
-fn eval(expr: &str) -> serde_json::Value {
-    let contract = common::standin::repo_root().join("nix/lib/contract.nix");
+/// `nix eval --json --expr EXPR`.
+fn nix_eval(expr: &str) -> serde_json::Value {
     let out = std::process::Command::new("nix")
-        .args(["eval", "--json", "--impure", "--expr"])
-        .arg(format!("let c = import {}; in {expr}", contract.display()))
+        .args(["eval", "--json", "--impure", "--expr", expr])
         .output()
         .unwrap();
     assert!(
@@ -19,6 +18,12 @@ fn eval(expr: &str) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Evaluates EXPR with `c` bound to the contract.
+fn eval(expr: &str) -> serde_json::Value {
+    let contract = common::standin::repo_root().join("nix/lib/contract.nix");
+    nix_eval(&format!("let c = import {}; in {expr}", contract.display()))
 }
 
 #[test]
@@ -124,20 +129,11 @@ fn the_flake_exports_the_template_the_binary_embeds() {
     }
     // templates.default needs no inputs, so it evaluates offline.
     let flake = common::standin::repo_root().join("flake.nix");
-    let out = std::process::Command::new("nix")
-        .args(["eval", "--raw", "--impure", "--expr"])
-        .arg(format!(
-            "toString ((import {}).outputs {{ self = null; nixpkgs = null; }}).templates.default.path",
-            flake.display()
-        ))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let exported = std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap());
+    let exported = nix_eval(&format!(
+        "toString ((import {}).outputs {{ self = null; nixpkgs = null; }}).templates.default.path",
+        flake.display()
+    ));
+    let exported = std::path::PathBuf::from(exported.as_str().unwrap());
     assert_eq!(exported, common::standin::repo_root().join("template"));
     // The cli tests check that `miniguest template` writes exactly template/.
     let embedded: Vec<&str> = miniguest::template::FILES.iter().map(|(p, _)| *p).collect();
