@@ -93,10 +93,6 @@ pub fn profile_switch(profile: &Path, generation: u64) -> Result<()> {
         .run_checked()
 }
 
-pub fn profile_rollback(profile: &Path) -> Result<()> {
-    nix_env(profile).arg("--rollback").run_checked()
-}
-
 fn nix_env(profile: &Path) -> Command {
     let mut cmd = Command::new("nix-env");
     cmd.arg("--profile").arg(profile);
