@@ -138,22 +138,23 @@ fn disk_letter(index: usize) -> char {
     (b'a' + (index % 26) as u8) as char
 }
 
+/// A value virt-install would mangle: it escapes XML-special characters in
+/// what it is given a second time. The caller falls back to `virsh_script`.
+#[derive(Debug, thiserror::Error)]
+#[error("virt-install cannot take {0:?}")]
+pub struct Unquotable(pub String);
+
 /// Quotes a virt-install sub-option value: it splits on commas and honours
 /// double quotes.
-fn vi(value: &str) -> String {
-    if value.contains([',', '"', '\\', '\'', ' ', '=']) {
-        format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
-    } else {
-        value.to_owned()
+fn vi(value: &str) -> std::result::Result<String, Unquotable> {
+    if value.contains(['\'', '"', '&', '<', '>']) {
+        return Err(Unquotable(value.to_owned()));
     }
-}
-
-/// virt-install escapes XML-special characters in paths twice, so a guest
-/// whose paths hold them gets a `virsh define` of the XML instead.
-pub fn virt_install_mangles(spec: &GuestSpec) -> bool {
-    spec.root
-        .to_string_lossy()
-        .contains(['\'', '"', '&', '<', '>'])
+    if value.contains([',', '\\', ' ', '=']) {
+        Ok(format!("\"{}\"", value.replace('\\', "\\\\")))
+    } else {
+        Ok(value.to_owned())
+    }
 }
 
 /// The same domain as a `virsh define` script, for what virt-install mangles.
@@ -185,7 +186,7 @@ pub fn virt_install(spec: &GuestSpec, uri: &str) -> Result<Vec<String>> {
         "--connect".into(),
         uri.into(),
         "--name".into(),
-        spec.name.to_string(),
+        vi(spec.name.as_str())?.replace('"', ""),
         "--os-variant".into(),
         OS_VARIANT.into(),
         "--virt-type".into(),
@@ -205,9 +206,9 @@ pub fn virt_install(spec: &GuestSpec, uri: &str) -> Result<Vec<String>> {
         "--boot".into(),
         format!(
             "kernel={},initrd={},kernel_args={}",
-            vi(path_str(&spec.kernel())?),
-            vi(path_str(&spec.initrd())?),
-            vi(&spec.cmdline())
+            vi(path_str(&spec.kernel())?)?,
+            vi(path_str(&spec.initrd())?)?,
+            vi(&spec.cmdline())?
         ),
     ];
     if virtiofs {
@@ -221,12 +222,12 @@ pub fn virt_install(spec: &GuestSpec, uri: &str) -> Result<Vec<String>> {
         argv.push("--disk".into());
         argv.push(format!(
             "path={},format=raw,bus=virtio,serial={}",
-            vi(path_str(&spec.volume_image(volume))?),
-            vi(&volume.name)
+            vi(path_str(&spec.volume_image(volume))?)?,
+            vi(&volume.name)?
         ));
     }
     for mount in mounts(spec)? {
-        let mut opt = format!("source={},target={}", vi(&mount.source), vi(&mount.tag));
+        let mut opt = format!("source={},target={}", vi(&mount.source)?, vi(&mount.tag)?);
         if virtiofs {
             opt.push_str(",driver.type=virtiofs,accessmode=passthrough");
         } else {
@@ -244,13 +245,13 @@ pub fn virt_install(spec: &GuestSpec, uri: &str) -> Result<Vec<String>> {
     for iface in &spec.interfaces {
         let mut opt = match (iface.kind, &iface.source) {
             (InterfaceType::User, _) => "user".to_owned(),
-            (InterfaceType::Bridge, Some(br)) => format!("bridge={}", vi(br)),
-            (InterfaceType::Network, Some(net)) => format!("network={}", vi(net)),
+            (InterfaceType::Bridge, Some(br)) => format!("bridge={}", vi(br)?),
+            (InterfaceType::Network, Some(net)) => format!("network={}", vi(net)?),
             (_, None) => anyhow::bail!("{:?} interface needs a source", iface.kind),
         };
         opt.push_str(",model=virtio");
         if let Some(mac) = &iface.mac {
-            write!(opt, ",mac={}", vi(mac))?;
+            write!(opt, ",mac={}", vi(mac)?)?;
         }
         argv.push("--network".into());
         argv.push(opt);
@@ -258,7 +259,7 @@ pub fn virt_install(spec: &GuestSpec, uri: &str) -> Result<Vec<String>> {
     match &spec.console_log {
         Some(log) => {
             argv.push("--serial".into());
-            argv.push(format!("file,path={}", vi(path_str(log)?)));
+            argv.push(format!("file,path={}", vi(path_str(log)?)?));
         }
         None => {
             argv.push("--console".into());

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::idmap::IdMap;
-use super::{find_program, path_str, GuestSpec};
+use super::{directories_script, find_program, path_str, GuestSpec};
 use crate::manifest::{layout as files, GuestType, InterfaceType};
 
 pub struct Container<'a> {
@@ -168,15 +168,15 @@ impl Container<'_> {
 
     /// A shell script doing what `define` does, with LXC's own tools.
     pub fn script(&self) -> Result<String> {
-        use crate::shell::{join, quote};
+        use crate::shell::join;
         let config = self.config()?;
         let (uid, gid) = self.owner();
         // lxc-create wants the root directory to exist already.
         let mut s = String::from("set -e\n");
-        for dir in self.directories() {
-            let dir = quote(path_str(&dir)?).into_owned();
-            writeln!(s, "mkdir -p {dir}\nchown {uid}:{gid} {dir}")?;
-        }
+        s.push_str(&directories_script(
+            &self.directories(),
+            Some((uid.into(), gid.into())),
+        )?);
         s.push_str(&join(&[
             "lxc-create".into(),
             "-P".into(),

@@ -186,6 +186,20 @@ pub fn mounts(spec: &GuestSpec) -> Result<Vec<Mount>> {
     Ok(mounts)
 }
 
+/// Shell lines creating a container's host directories, each handed to
+/// `owner` (the mapped root) when one is given.
+pub fn directories_script(dirs: &[PathBuf], owner: Option<(u64, u64)>) -> Result<String> {
+    let mut script = String::new();
+    for dir in dirs {
+        let dir = crate::shell::quote(path_str(dir)?).into_owned();
+        script.push_str(&format!("mkdir -p {dir}\n"));
+        if let Some((uid, gid)) = owner {
+            script.push_str(&format!("chown {uid}:{gid} {dir}\n"));
+        }
+    }
+    Ok(script)
+}
+
 /// `none`, `user`, `bridge=BR`, `network=NET`, comma-separated for several.
 pub fn parse_network(spec: &str) -> Result<Vec<Interface>> {
     if spec == "none" {

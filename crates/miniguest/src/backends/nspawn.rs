@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use super::idmap::IdMap;
 use super::lxc::require_container;
-use super::{path_str, GuestSpec};
+use super::{directories_script, path_str, GuestSpec};
 use crate::manifest::layout as files;
 
 /// nspawn's bind syntax separates source and target with ':'.
@@ -84,25 +84,16 @@ impl Machine<'_> {
     }
 
     pub fn script(&self) -> Result<String> {
-        let root = crate::shell::quote(path_str(&self.root())?).into_owned();
-        let mut s = format!("mkdir -p {root}/usr\n");
-        if let Some(map) = self.idmap {
-            s.push_str(&format!(
-                "chown {}:{} {root} {root}/usr\n",
-                map.uid_start, map.gid_start
-            ));
-        }
-        for volume in &self.spec.manifest.volumes {
-            let dir =
-                crate::shell::quote(path_str(&self.spec.volume_directory(volume))?).into_owned();
-            s.push_str(&format!("mkdir -p {dir}\n"));
-            if let Some(map) = self.idmap {
-                s.push_str(&format!(
-                    "chown {}:{} {dir}\n",
-                    map.uid_start, map.gid_start
-                ));
-            }
-        }
+        let mut dirs = vec![self.root(), self.root().join("usr")];
+        dirs.extend(
+            self.spec
+                .manifest
+                .volumes
+                .iter()
+                .map(|v| self.spec.volume_directory(v)),
+        );
+        let owner = self.idmap.map(|m| (m.uid_start, m.gid_start));
+        let mut s = directories_script(&dirs, owner)?;
         s.push_str(&crate::shell::join(&self.argv()?));
         s.push('\n');
         Ok(s)

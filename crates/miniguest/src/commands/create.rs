@@ -33,16 +33,16 @@ pub fn run(layout: &Layout, args: CreateArgs) -> Result<()> {
                 );
             } else if print_config {
                 print!("{}", libvirt::domain_xml(&spec)?);
-            } else if libvirt::virt_install_mangles(&spec) {
-                eprintln!("note: virt-install cannot take this guest's paths; printing a virsh script instead");
-                print!("{}", spec.volume_setup_script()?);
-                print!("{}", libvirt::virsh_script(&spec, &args.connect)?);
             } else {
                 print!("{}", spec.volume_setup_script()?);
-                println!(
-                    "{}",
-                    shell::join(&libvirt::virt_install(&spec, &args.connect)?)
-                );
+                match libvirt::virt_install(&spec, &args.connect) {
+                    Ok(argv) => println!("{}", shell::join(&argv)),
+                    Err(e) if e.is::<libvirt::Unquotable>() => {
+                        eprintln!("note: {e}; printing a virsh script instead");
+                        print!("{}", libvirt::virsh_script(&spec, &args.connect)?);
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
         Backend::Qemu => {
