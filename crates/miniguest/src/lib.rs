@@ -4,6 +4,7 @@
 pub mod backends;
 pub mod cli;
 pub mod commands;
+pub mod formats;
 pub mod guest_name;
 pub mod installable;
 pub mod layout;
@@ -11,7 +12,8 @@ pub mod lock;
 pub mod manifest;
 pub mod nix;
 pub mod origin;
+pub mod output;
 pub mod profile;
-pub mod shell;
+
 pub mod store_path;
 pub mod template;

@@ -144,13 +144,14 @@ impl Manifest {
                 bail!("unsupported manifest version {v} (this miniguest reads version {VERSION})")
             }
         }
-        let manifest: Manifest = serde_json::from_value(value)?;
+        let manifest: Manifest = deserialize_naming_field(value)?;
         manifest.check()?;
         Ok(manifest)
     }
 
     fn parse_legacy(json: &str) -> Result<Self> {
-        let legacy: LegacyConfig = serde_json::from_str(json)?;
+        let value: serde_json::Value = serde_json::from_str(json).context("not valid JSON")?;
+        let legacy: LegacyConfig = deserialize_naming_field(value)?;
         Ok(Manifest {
             version: VERSION,
             guest_type: legacy.guest_type,
@@ -164,24 +165,30 @@ impl Manifest {
         })
     }
 
-    /// Reads the manifest of a guest output (or of a guest link).
+    /// Reads the manifest of a guest output (or of a guest link). The file
+    /// is the guest's word, so it must be a regular file of bounded size:
+    /// a link to `/dev/zero` or a FIFO is refused, not read.
     pub fn load(guest_root: &Path) -> Result<Self> {
         let current = guest_root.join(layout::MANIFEST);
-        match std::fs::read_to_string(&current) {
+        match read_bounded(&current) {
             Ok(text) => {
                 return Self::parse(&text)
                     .with_context(|| format!("invalid guest manifest {}", current.display()))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", current.display())),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(e),
         }
         let legacy = guest_root.join(layout::LEGACY_MANIFEST);
-        let text = std::fs::read_to_string(&legacy).with_context(|| {
-            format!(
-                "{} has no {} (is it a Miniguest guest?)",
-                guest_root.display(),
-                layout::MANIFEST
-            )
+        let text = read_bounded(&legacy).map_err(|e| {
+            if is_not_found(&e) {
+                anyhow::anyhow!(
+                    "{} has no {} (is it a Miniguest guest?)",
+                    guest_root.display(),
+                    layout::MANIFEST
+                )
+            } else {
+                e
+            }
         })?;
         Self::parse_legacy(&text)
             .with_context(|| format!("invalid guest manifest {}", legacy.display()))
@@ -192,44 +199,188 @@ impl Manifest {
         self.volumes.is_empty() && self.shares.iter().all(|s| s.read_only)
     }
 
+    /// Every rule a value must meet before any backend sees it. Each
+    /// refusal names the field, as `volumes[0].mountPoint`.
     fn check(&self) -> Result<()> {
-        if self.memory_mib == 0 || self.vcpus == 0 {
-            bail!("memoryMiB and vcpus must be positive");
+        if self.memory_mib == 0 {
+            bail!("memoryMiB: must be positive");
+        }
+        if self.vcpus == 0 {
+            bail!("vcpus: must be positive");
+        }
+        for (i, param) in self.kernel_params.iter().enumerate() {
+            plain_text(&format!("kernelParams[{i}]"), param)?;
         }
         let reserved = [layout::STORE_TAG, layout::BOOT_TAG];
-        let mut tags: Vec<&str> = self.shares.iter().map(|s| s.tag.as_str()).collect();
-        tags.extend(self.volumes.iter().map(|v| v.name.as_str()));
-        for (i, tag) in tags.iter().enumerate() {
+        let mut tags: Vec<(String, &str)> = Vec::new();
+        for (i, share) in self.shares.iter().enumerate() {
+            tags.push((format!("shares[{i}].tag"), &share.tag));
+            host_path(&format!("shares[{i}].source"), &share.source)?;
+            mount_point(&format!("shares[{i}].mountPoint"), &share.mount_point)?;
+        }
+        for (i, volume) in self.volumes.iter().enumerate() {
+            tags.push((format!("volumes[{i}].name"), &volume.name));
+            mount_point(&format!("volumes[{i}].mountPoint"), &volume.mount_point)?;
+            volume
+                .size_bytes()
+                .with_context(|| format!("volumes[{i}].sizeMiB"))?;
+        }
+        for (i, (field, tag)) in tags.iter().enumerate() {
             if !valid_tag(tag) {
-                bail!("share tag or volume name {tag:?} must be 1-36 characters of [A-Za-z0-9_-]");
+                bail!("{field}: {tag:?} must be 1-36 characters of [A-Za-z0-9_-]");
             }
             if reserved.contains(tag) {
-                bail!("share tag or volume name {tag:?} is reserved");
+                bail!("{field}: {tag:?} is reserved");
             }
-            if tags[..i].contains(tag) {
-                bail!("share tag or volume name {tag:?} is used twice");
-            }
-        }
-        for mount in self
-            .shares
-            .iter()
-            .map(|s| &s.mount_point)
-            .chain(self.volumes.iter().map(|v| &v.mount_point))
-        {
-            if !mount.starts_with('/') {
-                bail!("mount point {mount:?} must be absolute");
+            if tags[..i].iter().any(|(_, t)| t == tag) {
+                bail!("{field}: {tag:?} is used twice (share tags and volume names share one namespace)");
             }
         }
-        for share in &self.shares {
-            if !share.source.starts_with('/') {
-                bail!(
-                    "share source {:?} must be an absolute host path",
-                    share.source
-                );
+        for (i, iface) in self.interfaces.iter().enumerate() {
+            iface.check().with_context(|| format!("interfaces[{i}]"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Volume {
+    /// The image size in bytes; refused rather than wrapped when it
+    /// overflows.
+    pub fn size_bytes(&self) -> Result<u64> {
+        match self.size_mib.checked_mul(1024 * 1024) {
+            Some(0) => bail!("must be positive"),
+            Some(bytes) => Ok(bytes),
+            None => bail!("{} MiB does not fit in a byte count", self.size_mib),
+        }
+    }
+}
+
+impl Interface {
+    fn check(&self) -> Result<()> {
+        match (self.kind, &self.source) {
+            (InterfaceType::User, Some(_)) => bail!("source: a user interface takes no source"),
+            (InterfaceType::User, None) => {}
+            (InterfaceType::Bridge, Some(br)) => {
+                // Linux interface names: at most 15 bytes (IFNAMSIZ - 1).
+                object_name("source", br, 15)?;
+            }
+            (InterfaceType::Network, Some(net)) => object_name("source", net, 64)?,
+            (kind, None) => bail!("source: a {kind:?} interface needs one"),
+        }
+        if let Some(mac) = &self.mac {
+            if !valid_mac(mac) {
+                bail!("mac: {mac:?} is not a MAC address (xx:xx:xx:xx:xx:xx)");
             }
         }
         Ok(())
     }
+}
+
+/// Reads a file the guest supplied, refusing anything but a regular file
+/// of at most `MAX_MANIFEST_BYTES`.
+fn read_bounded(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        bail!("{} is not a regular file", path.display());
+    }
+    let mut text = String::new();
+    file.take(MAX_MANIFEST_BYTES + 1)
+        .read_to_string(&mut text)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if text.len() as u64 > MAX_MANIFEST_BYTES {
+        bail!(
+            "{} is larger than {MAX_MANIFEST_BYTES} bytes",
+            path.display()
+        );
+    }
+    Ok(text)
+}
+
+/// A guest manifest is a few hundred bytes; this bounds what a hostile one
+/// can make the host read.
+pub const MAX_MANIFEST_BYTES: u64 = 1024 * 1024;
+
+fn is_not_found(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+}
+
+/// serde_json's own messages say where, not what: this one names the field
+/// (`volumes[0].sizeMiB: invalid type ...`).
+fn deserialize_naming_field<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            anyhow::anyhow!("{inner}")
+        } else {
+            anyhow::anyhow!("{path}: {inner}")
+        }
+    })
+}
+
+/// No control characters: they would end a line in a config file or a
+/// script, and no legitimate value needs one.
+fn plain_text(field: &str, value: &str) -> Result<()> {
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        bail!("{field}: {value:?} contains the control character {c:?}");
+    }
+    Ok(())
+}
+
+fn host_path(field: &str, value: &str) -> Result<()> {
+    plain_text(field, value)?;
+    if !value.starts_with('/') {
+        bail!("{field}: {value:?} must be an absolute host path");
+    }
+    if Path::new(value)
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        bail!("{field}: {value:?} must not contain '..'");
+    }
+    Ok(())
+}
+
+/// A path inside the guest: absolute, no `.` or `..` step that could climb
+/// out of a container's root, and not the root itself.
+fn mount_point(field: &str, value: &str) -> Result<()> {
+    plain_text(field, value)?;
+    if !value.starts_with('/') {
+        bail!("{field}: {value:?} must be absolute");
+    }
+    if value.split('/').any(|part| part == ".." || part == ".") {
+        bail!("{field}: {value:?} must not contain '.' or '..'");
+    }
+    if value.split('/').all(str::is_empty) {
+        bail!("{field}: {value:?} must not be the guest's root");
+    }
+    Ok(())
+}
+
+/// Bridge and network names reach configuration files and command lines.
+fn object_name(field: &str, value: &str, max: usize) -> Result<()> {
+    let ok = !value.is_empty()
+        && value.len() <= max
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        && !value.starts_with(['-', '.']);
+    if !ok {
+        bail!("{field}: {value:?} must be 1-{max} characters of [A-Za-z0-9_.-], not starting with '-' or '.'");
+    }
+    Ok(())
+}
+
+fn valid_mac(mac: &str) -> bool {
+    let parts: Vec<&str> = mac.split(':').collect();
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 // virtio-9p tags are limited to 36 bytes; the same rule keeps volume serials
@@ -285,6 +436,93 @@ mod tests {
             .contains("reserved"));
         assert!(err(r#"{"version":1,"guestType":"lxc","volumes":[{"name":"a b","mountPoint":"/y","sizeMiB":1}]}"#)
             .contains("[A-Za-z0-9_-]"));
+    }
+
+    fn refusal(body: &str) -> String {
+        let json = format!(r#"{{"version":1,"guestType":"qemu",{body}}}"#);
+        format!("{:#}", Manifest::parse(&json).unwrap_err())
+    }
+
+    #[test]
+    fn type_errors_name_the_field() {
+        assert!(refusal(r#""memoryMiB":"lots""#).starts_with("memoryMiB: invalid type"));
+        let e = refusal(r#""volumes":[{"name":"v","mountPoint":"/v","sizeMiB":-1}]"#);
+        assert!(e.starts_with("volumes[0].sizeMiB: invalid value"), "{e}");
+    }
+
+    #[test]
+    fn hostile_values_are_refused_with_their_field() {
+        let cases = [
+            (
+                r#""interfaces":[{"type":"bridge","source":"br0","mac":"52:54:00:00:00:01\nlxc.hook.pre-start = /bin/sh"}]"#,
+                "interfaces[0]: mac:",
+            ),
+            (
+                r#""interfaces":[{"type":"bridge","source":"br0\nlxc.hook.pre-start=x"}]"#,
+                "interfaces[0]: source:",
+            ),
+            (
+                r#""interfaces":[{"type":"bridge"}]"#,
+                "interfaces[0]: source: a Bridge interface needs one",
+            ),
+            (
+                r#""interfaces":[{"type":"user","source":"br0"}]"#,
+                "interfaces[0]: source: a user interface takes no source",
+            ),
+            (
+                r#""kernelParams":["quiet\nMINIGUEST_DOMAIN_XML"]"#,
+                "kernelParams[0]:",
+            ),
+            (
+                r#""volumes":[{"name":"v","mountPoint":"/v","sizeMiB":17592186044416}]"#,
+                "volumes[0].sizeMiB: 17592186044416 MiB does not fit",
+            ),
+            (
+                r#""volumes":[{"name":"v","mountPoint":"/../../etc","sizeMiB":1}]"#,
+                "volumes[0].mountPoint:",
+            ),
+            (
+                r#""volumes":[{"name":"v","mountPoint":"/","sizeMiB":1}]"#,
+                "volumes[0].mountPoint: \"/\" must not be the guest's root",
+            ),
+            (
+                r#""volumes":[{"name":"v","mountPoint":"//","sizeMiB":1}]"#,
+                "must not be the guest's root",
+            ),
+            (
+                r#""shares":[{"tag":"t","source":"/srv/../etc","mountPoint":"/x"}]"#,
+                "shares[0].source:",
+            ),
+            (
+                r#""shares":[{"tag":"t","source":"relative","mountPoint":"/x"}]"#,
+                "shares[0].source:",
+            ),
+            (
+                r#""shares":[{"tag":"t","source":"/srv","mountPoint":"/x"}],"volumes":[{"name":"t","mountPoint":"/y","sizeMiB":1}]"#,
+                "volumes[0].name: \"t\" is used twice",
+            ),
+        ];
+        for (body, want) in cases {
+            let e = refusal(body);
+            assert!(e.contains(want), "{body}: got {e:?}, want {want:?}");
+            assert!(!e.contains('\n'), "one line: {e:?}");
+        }
+    }
+
+    #[test]
+    fn a_manifest_that_is_not_a_regular_file_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join(layout::MANIFEST)).unwrap();
+        let e = format!("{:#}", Manifest::load(dir.path()).unwrap_err());
+        assert!(e.contains("not a regular file"), "{e}");
+        std::fs::remove_file(dir.path().join(layout::MANIFEST)).unwrap();
+        let big = format!(
+            r#"{{"version":1,"guestType":"lxc","kernelParams":["{}"]}}"#,
+            "x".repeat(MAX_MANIFEST_BYTES as usize)
+        );
+        std::fs::write(dir.path().join(layout::MANIFEST), big).unwrap();
+        let e = format!("{:#}", Manifest::load(dir.path()).unwrap_err());
+        assert!(e.contains("larger than"), "{e}");
     }
 
     #[test]

@@ -7,25 +7,11 @@ use anyhow::Result;
 
 use super::{mounts, path_str, GuestSpec};
 use crate::cli::VirtType;
+use crate::formats::xml::XmlWriter;
 use crate::manifest::{InterfaceType, ShareFs};
 
 /// The osinfo-db name for NixOS guests.
 const OS_VARIANT: &str = "nixos-unstable";
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\'' => out.push_str("&apos;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// Pinned so that the XML and the virt-install command give the same
 /// machine (virt-install would otherwise pick q35 on x86_64).
@@ -46,62 +32,63 @@ fn virt_type_name(t: VirtType) -> &'static str {
 pub fn domain_xml(spec: &GuestSpec) -> Result<String> {
     spec.require_vm()?;
     let virtiofs = spec.manifest.store_fs == ShareFs::Virtiofs;
-    let mut x = String::new();
-    writeln!(x, "<domain type='{}'>", virt_type_name(spec.virt_type))?;
-    writeln!(x, "  <name>{}</name>", escape(spec.name.as_str()))?;
-    writeln!(x, "  <memory unit='MiB'>{}</memory>", spec.memory_mib)?;
-    writeln!(x, "  <vcpu>{}</vcpu>", spec.vcpus)?;
+    let mut x = XmlWriter::new();
+    x.open("domain", &[("type", virt_type_name(spec.virt_type))])?;
+    x.text("name", &[], spec.name.as_str())?;
+    x.text("memory", &[("unit", "MiB")], &spec.memory_mib.to_string())?;
+    x.text("vcpu", &[], &spec.vcpus.to_string())?;
     if virtiofs {
-        x.push_str("  <memoryBacking>\n    <source type='memfd'/>\n    <access mode='shared'/>\n  </memoryBacking>\n");
+        x.open("memoryBacking", &[])?;
+        x.empty("source", &[("type", "memfd")])?;
+        x.empty("access", &[("mode", "shared")])?;
+        x.close()?;
     }
-    x.push_str("  <os>\n");
-    writeln!(
-        x,
-        "    <type arch='{}' machine='{}'>hvm</type>",
-        std::env::consts::ARCH,
-        machine_type()
+    x.open("os", &[])?;
+    x.text(
+        "type",
+        &[
+            ("arch", std::env::consts::ARCH),
+            ("machine", machine_type()),
+        ],
+        "hvm",
     )?;
-    writeln!(
-        x,
-        "    <kernel>{}</kernel>",
-        escape(path_str(&spec.kernel())?)
-    )?;
-    writeln!(
-        x,
-        "    <initrd>{}</initrd>",
-        escape(path_str(&spec.initrd())?)
-    )?;
-    writeln!(x, "    <cmdline>{}</cmdline>", escape(&spec.cmdline()))?;
-    x.push_str("  </os>\n");
-    x.push_str("  <features>\n    <acpi/>\n  </features>\n");
-    x.push_str("  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>restart</on_reboot>\n  <on_crash>destroy</on_crash>\n");
-    x.push_str("  <devices>\n");
+    x.text("kernel", &[], path_str(&spec.kernel())?)?;
+    x.text("initrd", &[], path_str(&spec.initrd())?)?;
+    x.text("cmdline", &[], &spec.cmdline())?;
+    x.close()?;
+    x.open("features", &[])?;
+    x.empty("acpi", &[])?;
+    x.close()?;
+    x.text("on_poweroff", &[], "destroy")?;
+    x.text("on_reboot", &[], "restart")?;
+    x.text("on_crash", &[], "destroy")?;
+    x.open("devices", &[])?;
     for (i, volume) in spec.manifest.volumes.iter().enumerate() {
-        x.push_str(
-            "    <disk type='file' device='disk'>\n      <driver name='qemu' type='raw'/>\n",
-        );
-        writeln!(
-            x,
-            "      <source file='{}'/>",
-            escape(path_str(&spec.volume_image(volume))?)
-        )?;
-        writeln!(x, "      <target dev='vd{}' bus='virtio'/>", disk_letter(i))?;
-        writeln!(x, "      <serial>{}</serial>", escape(&volume.name))?;
-        x.push_str("    </disk>\n");
+        x.open("disk", &[("type", "file"), ("device", "disk")])?;
+        x.empty("driver", &[("name", "qemu"), ("type", "raw")])?;
+        x.empty("source", &[("file", path_str(&spec.volume_image(volume))?)])?;
+        let dev = format!("vd{}", disk_letter(i));
+        x.empty("target", &[("dev", &dev), ("bus", "virtio")])?;
+        x.text("serial", &[], &volume.name)?;
+        x.close()?;
     }
     for mount in mounts(spec)? {
         if virtiofs {
-            x.push_str("    <filesystem type='mount' accessmode='passthrough'>\n      <driver type='virtiofs'/>\n");
+            x.open(
+                "filesystem",
+                &[("type", "mount"), ("accessmode", "passthrough")],
+            )?;
+            x.empty("driver", &[("type", "virtiofs")])?;
         } else {
-            x.push_str("    <filesystem type='mount' accessmode='squash'>\n");
+            x.open("filesystem", &[("type", "mount"), ("accessmode", "squash")])?;
         }
-        writeln!(x, "      <source dir='{}'/>", escape(&mount.source))?;
-        writeln!(x, "      <target dir='{}'/>", escape(&mount.tag))?;
+        x.empty("source", &[("dir", &mount.source)])?;
+        x.empty("target", &[("dir", &mount.tag)])?;
         // libvirt refuses <readonly/> on virtiofs; the guest mounts it ro.
         if mount.read_only && !virtiofs {
-            x.push_str("      <readonly/>\n");
+            x.empty("readonly", &[])?;
         }
-        x.push_str("    </filesystem>\n");
+        x.close()?;
     }
     for iface in &spec.interfaces {
         let (kind, source) = match iface.kind {
@@ -109,28 +96,31 @@ pub fn domain_xml(spec: &GuestSpec) -> Result<String> {
             InterfaceType::Bridge => ("bridge", Some("bridge")),
             InterfaceType::Network => ("network", Some("network")),
         };
-        writeln!(x, "    <interface type='{kind}'>")?;
+        x.open("interface", &[("type", kind)])?;
         if let (Some(attr), Some(value)) = (source, &iface.source) {
-            writeln!(x, "      <source {attr}='{}'/>", escape(value))?;
+            x.empty("source", &[(attr, value)])?;
         }
         if let Some(mac) = &iface.mac {
-            writeln!(x, "      <mac address='{}'/>", escape(mac))?;
+            x.empty("mac", &[("address", mac)])?;
         }
-        x.push_str("      <model type='virtio'/>\n    </interface>\n");
+        x.empty("model", &[("type", "virtio")])?;
+        x.close()?;
     }
     match &spec.console_log {
         Some(log) => {
-            x.push_str("    <serial type='file'>\n");
-            writeln!(x, "      <source path='{}'/>", escape(path_str(log)?))?;
-            x.push_str("      <target port='0'/>\n    </serial>\n");
+            x.open("serial", &[("type", "file")])?;
+            x.empty("source", &[("path", path_str(log)?)])?;
         }
-        None => x.push_str("    <serial type='pty'>\n      <target port='0'/>\n    </serial>\n"),
+        None => x.open("serial", &[("type", "pty")])?,
     }
-    x.push_str(
-        "    <console type='pty'>\n      <target type='serial' port='0'/>\n    </console>\n",
-    );
-    x.push_str("  </devices>\n</domain>\n");
-    Ok(x)
+    x.empty("target", &[("port", "0")])?;
+    x.close()?;
+    x.open("console", &[("type", "pty")])?;
+    x.empty("target", &[("type", "serial"), ("port", "0")])?;
+    x.close()?;
+    x.close()?;
+    x.close()?;
+    x.finish()
 }
 
 fn disk_letter(index: usize) -> char {
@@ -159,7 +149,7 @@ fn vi(value: &str) -> std::result::Result<String, Unquotable> {
 
 /// The same domain as a `virsh define` script, for what virt-install mangles.
 pub fn virsh_script(spec: &GuestSpec, uri: &str) -> Result<String> {
-    use crate::shell::join;
+    use crate::formats::shell::join;
     let virsh = |verb: &str, arg: &str| {
         join(&[
             "virsh".into(),
@@ -169,10 +159,12 @@ pub fn virsh_script(spec: &GuestSpec, uri: &str) -> Result<String> {
             arg.into(),
         ])
     };
+    // The XML travels as one quoted word, never as a here-document whose
+    // delimiter a value could contain.
     Ok(format!(
-        "{} <<'MINIGUEST_DOMAIN_XML'\n{}MINIGUEST_DOMAIN_XML\n{}\n",
+        "printf '%s' {} | {}\n{}\n",
+        crate::formats::shell::quote(&domain_xml(spec)?),
         virsh("define", "/dev/stdin"),
-        domain_xml(spec)?,
         virsh("start", spec.name.as_str())
     ))
 }

@@ -2,7 +2,6 @@
 //! store and the guest's `boot/` bind-mounted read-only, and `/boot/init` as
 //! its init.
 
-use std::fmt::Write;
 use std::os::unix::fs::chown;
 use std::path::{Path, PathBuf};
 
@@ -10,6 +9,7 @@ use anyhow::{bail, Context, Result};
 
 use super::idmap::IdMap;
 use super::{directories_script, find_program, path_str, GuestSpec};
+use crate::formats::lxc::LxcConfig;
 use crate::manifest::{layout as files, GuestType, InterfaceType};
 
 pub struct Container<'a> {
@@ -39,20 +39,6 @@ fn lxc_config_dir() -> Option<PathBuf> {
     dir.join("common.conf").is_file().then_some(dir)
 }
 
-/// Mount entries use fstab syntax, where white space separates fields.
-fn fstab_escape(path: &str) -> String {
-    let mut out = String::new();
-    for c in path.chars() {
-        match c {
-            ' ' | '\t' | '\n' | '\\' => {
-                let _ = write!(out, "\\{:03o}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 pub fn require_container(spec: &GuestSpec) -> Result<()> {
     if spec.manifest.guest_type != GuestType::Lxc {
         bail!(
@@ -75,76 +61,74 @@ impl Container<'_> {
     pub fn config(&self) -> Result<String> {
         require_container(self.spec)?;
         let spec = self.spec;
-        let mut c = String::new();
-        writeln!(c, "# LXC container for Miniguest guest {}", spec.name)?;
+        let mut c = LxcConfig::default();
+        c.comment(&format!("LXC container for Miniguest guest {}", spec.name))?;
         if let Some(dir) = lxc_config_dir() {
-            writeln!(c, "lxc.include = {}", dir.join("common.conf").display())?;
+            c.set("lxc.include", path_str(&dir.join("common.conf"))?)?;
             if self.idmap.is_some() {
-                writeln!(c, "lxc.include = {}", dir.join("userns.conf").display())?;
+                c.set("lxc.include", path_str(&dir.join("userns.conf"))?)?;
             }
         }
-        writeln!(c, "lxc.uts.name = {}", spec.hostname())?;
-        writeln!(c, "lxc.rootfs.path = dir:{}", path_str(&self.rootfs())?)?;
+        c.set("lxc.uts.name", &spec.name)?;
+        c.set(
+            "lxc.rootfs.path",
+            format!("dir:{}", path_str(&self.rootfs())?),
+        )?;
         match self.idmap {
             Some(map) => {
-                writeln!(c, "lxc.idmap = u 0 {} {}", map.uid_start, map.count)?;
-                writeln!(c, "lxc.idmap = g 0 {} {}", map.gid_start, map.count)?;
+                c.set("lxc.idmap", format!("u 0 {} {}", map.uid_start, map.count))?;
+                c.set("lxc.idmap", format!("g 0 {} {}", map.gid_start, map.count))?;
             }
-            None => writeln!(
-                c,
-                "# WARNING: root is not mapped; this guest can write to the host's Nix store"
+            None => c.comment(
+                "WARNING: root is not mapped; this guest can write to the host's Nix store",
             )?,
         }
-        let store = fstab_escape(path_str(&spec.store_dir)?);
-        writeln!(
-            c,
-            "lxc.mount.entry = {store} nix/store none ro,bind,create=dir 0 0"
+        c.mount_entry(
+            path_str(&spec.store_dir)?,
+            "nix/store",
+            "ro,bind,create=dir",
         )?;
-        let boot = fstab_escape(path_str(&spec.boot_dir())?);
-        writeln!(
-            c,
-            "lxc.mount.entry = {boot} {} none ro,bind,create=dir 0 0",
-            files::BOOT_DIR
+        c.mount_entry(
+            path_str(&spec.boot_dir())?,
+            files::BOOT_DIR,
+            "ro,bind,create=dir",
         )?;
         for volume in &spec.manifest.volumes {
-            let source = fstab_escape(path_str(&spec.volume_directory(volume))?);
-            let target = fstab_escape(volume.mount_point.trim_start_matches('/'));
-            writeln!(
-                c,
-                "lxc.mount.entry = {source} {target} none rw,bind,create=dir 0 0"
+            c.mount_entry(
+                path_str(&spec.volume_directory(volume))?,
+                volume.mount_point.trim_start_matches('/'),
+                "rw,bind,create=dir",
             )?;
         }
         for share in &spec.manifest.shares {
             let mode = if share.read_only { "ro" } else { "rw" };
-            let target = fstab_escape(share.mount_point.trim_start_matches('/'));
-            writeln!(
-                c,
-                "lxc.mount.entry = {} {target} none {mode},bind,create=dir 0 0",
-                fstab_escape(&share.source)
+            c.mount_entry(
+                &share.source,
+                share.mount_point.trim_start_matches('/'),
+                &format!("{mode},bind,create=dir"),
             )?;
         }
-        writeln!(c, "lxc.init.cmd = /{}", files::INIT)?;
+        c.set("lxc.init.cmd", format!("/{}", files::INIT))?;
         if spec.interfaces.is_empty() {
-            writeln!(c, "lxc.net.0.type = empty")?;
+            c.set("lxc.net.0.type", "empty")?;
         }
         for (i, iface) in spec.interfaces.iter().enumerate() {
             match (iface.kind, &iface.source) {
                 (InterfaceType::Bridge, Some(br)) => {
-                    writeln!(
-                        c,
-                        "lxc.net.{i}.type = veth\nlxc.net.{i}.link = {br}\nlxc.net.{i}.flags = up"
-                    )?;
+                    c.set(&format!("lxc.net.{i}.type"), "veth")?;
+                    c.set(&format!("lxc.net.{i}.link"), br)?;
+                    c.set(&format!("lxc.net.{i}.flags"), "up")?;
                 }
                 _ => bail!("LXC containers take bridge=BR interfaces only"),
             }
             if let Some(mac) = &iface.mac {
-                writeln!(c, "lxc.net.{i}.hwaddr = {mac}")?;
+                c.set(&format!("lxc.net.{i}.hwaddr"), mac)?;
             }
         }
         if let Some(log) = &spec.console_log {
-            writeln!(c, "lxc.console.logfile = {}", path_str(log)?)?;
+            c.set("lxc.console.logfile", path_str(log)?)?;
         }
-        Ok(c)
+        Ok(c.finish())
     }
 
     /// Host directories that must exist, and their owner inside the map.
@@ -168,7 +152,7 @@ impl Container<'_> {
 
     /// A shell script doing what `define` does, with LXC's own tools.
     pub fn script(&self) -> Result<String> {
-        use crate::shell::join;
+        use crate::formats::shell::join;
         let config = self.config()?;
         let (uid, gid) = self.owner();
         // lxc-create wants the root directory to exist already.
@@ -177,6 +161,12 @@ impl Container<'_> {
             &self.directories(),
             Some((uid.into(), gid.into())),
         )?);
+        // The config travels as one quoted word, never as a here-document
+        // whose delimiter a value could contain.
+        s.push_str(&format!(
+            "printf '%s' {} | ",
+            crate::formats::shell::quote(&config)
+        ));
         s.push_str(&join(&[
             "lxc-create".into(),
             "-P".into(),
@@ -188,9 +178,7 @@ impl Container<'_> {
             "-f".into(),
             "/dev/stdin".into(),
         ]));
-        s.push_str(" <<'MINIGUEST_LXC_CONFIG'\n");
-        s.push_str(&config);
-        s.push_str("MINIGUEST_LXC_CONFIG\n");
+        s.push('\n');
         Ok(s)
     }
 
@@ -202,7 +190,7 @@ impl Container<'_> {
                 "container {} already exists in {}; remove it with `lxc-destroy -n {}` first",
                 self.spec.name,
                 self.lxcpath.display(),
-                crate::shell::quote(self.spec.name.as_str())
+                crate::formats::shell::quote(self.spec.name.as_str())
             );
         }
         std::fs::create_dir_all(&self.lxcpath)

@@ -44,7 +44,7 @@ impl GuestSpec {
             Entry::Foreign => bail!("{} is not a Miniguest guest", layout.link(name).display()),
         }
         let root = layout.link(name);
-        let manifest = Manifest::load(&root)?;
+        let manifest = crate::output::inspect(&root)?;
         let interfaces = match &opts.network {
             Some(spec) => parse_network(spec)?,
             None => manifest.interfaces.clone(),
@@ -73,22 +73,6 @@ impl GuestSpec {
 
     pub fn boot_dir(&self) -> PathBuf {
         self.root.join(files::BOOT_DIR)
-    }
-
-    /// The guest's host name for container managers, which accept only
-    /// host-name characters where guest names allow more.
-    pub fn hostname(&self) -> String {
-        self.name
-            .as_str()
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect()
     }
 
     pub fn cmdline(&self) -> String {
@@ -127,7 +111,7 @@ impl GuestSpec {
     /// Shell lines doing what `create_volume_images` does, for printed
     /// commands: create missing images, never touch existing ones.
     pub fn volume_setup_script(&self) -> Result<String> {
-        use crate::shell::quote;
+        use crate::formats::shell::quote;
         let mut script = String::new();
         if self.manifest.volumes.is_empty() {
             return Ok(script);
@@ -191,7 +175,7 @@ pub fn mounts(spec: &GuestSpec) -> Result<Vec<Mount>> {
 pub fn directories_script(dirs: &[PathBuf], owner: Option<(u64, u64)>) -> Result<String> {
     let mut script = String::new();
     for dir in dirs {
-        let dir = crate::shell::quote(path_str(dir)?).into_owned();
+        let dir = crate::formats::shell::quote(path_str(dir)?).into_owned();
         script.push_str(&format!("mkdir -p {dir}\n"));
         if let Some((uid, gid)) = owner {
             script.push_str(&format!("chown {uid}:{gid} {dir}\n"));

@@ -31,7 +31,7 @@ impl Machine<'_> {
         let spec = self.spec;
         let mut argv: Vec<String> = vec![
             "systemd-nspawn".into(),
-            format!("--machine={}", spec.hostname()),
+            format!("--machine={}", spec.name),
             format!("--directory={}", path_str(&self.root())?),
         ];
         // Without systemd as the host's init there is no machined to register with.
@@ -94,7 +94,7 @@ impl Machine<'_> {
         );
         let owner = self.idmap.map(|m| (m.uid_start, m.gid_start));
         let mut s = directories_script(&dirs, owner)?;
-        s.push_str(&crate::shell::join(&self.argv()?));
+        s.push_str(&crate::formats::shell::join(&self.argv()?));
         s.push('\n');
         Ok(s)
     }

@@ -165,7 +165,7 @@ pub fn invocation(spec: &GuestSpec, socket_dir: &Path) -> Result<Invocation> {
 pub fn script(inv: &Invocation) -> String {
     let mut out = String::new();
     for daemon in &inv.daemons {
-        out.push_str(&crate::shell::join(&daemon.argv));
+        out.push_str(&crate::formats::shell::join(&daemon.argv));
         out.push_str(" &\n");
     }
     if !inv.daemons.is_empty() {
@@ -173,14 +173,14 @@ pub fn script(inv: &Invocation) -> String {
         let sockets: Vec<String> = inv
             .daemons
             .iter()
-            .map(|d| crate::shell::quote(&d.socket.display().to_string()).into_owned())
+            .map(|d| crate::formats::shell::quote(&d.socket.display().to_string()).into_owned())
             .collect();
         out.push_str(&format!(
             "for s in {}; do while [ ! -S \"$s\" ]; do sleep 0.1; done; done\n",
             sockets.join(" ")
         ));
     }
-    out.push_str(&crate::shell::join(&inv.qemu));
+    out.push_str(&crate::formats::shell::join(&inv.qemu));
     out.push('\n');
     out
 }

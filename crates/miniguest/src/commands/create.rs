@@ -6,9 +6,9 @@ use crate::backends::nspawn::Machine;
 use crate::backends::{libvirt, qemu, GuestSpec};
 use crate::cli::{Backend, CreateArgs};
 use crate::commands::parse_name;
+use crate::formats::shell;
 use crate::layout::Layout;
 use crate::manifest::{GuestType, ShareFs};
-use crate::shell;
 
 pub fn run(layout: &Layout, args: CreateArgs) -> Result<()> {
     let name = parse_name(&args.name)?;

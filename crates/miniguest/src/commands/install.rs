@@ -3,7 +3,6 @@ use anyhow::{bail, Context, Result};
 use crate::cli::InstallArgs;
 use crate::commands::parse_name;
 use crate::layout::Layout;
-use crate::manifest::Manifest;
 use crate::profile::Profile;
 use crate::{installable, lock, nix, origin};
 
@@ -27,7 +26,7 @@ pub fn run(layout: &Layout, args: InstallArgs) -> Result<()> {
     }
 
     let out = nix::build(&parsed.installable, false)?;
-    Manifest::load(out.as_path()).with_context(|| {
+    crate::output::inspect(out.as_path()).with_context(|| {
         format!(
             "{} is not a Miniguest guest output",
             parsed.installable.to_arg()

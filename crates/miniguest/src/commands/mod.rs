@@ -39,8 +39,12 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 pub(crate) fn parse_name(name: &str) -> Result<GuestName> {
-    name.parse()
-        .with_context(|| format!("invalid guest name {:?}", name))
+    name.parse().with_context(|| {
+        format!(
+            "invalid guest name {name:?}: a name is {}",
+            crate::guest_name::RULE
+        )
+    })
 }
 
 fn print_bytes(bytes: &[u8]) -> Result<()> {

@@ -36,7 +36,7 @@ pub fn run(dir: &Path) -> Result<()> {
     println!(
         "wrote a guest flake to {}; install a guest with: miniguest install {}#stateless",
         dir.display(),
-        crate::shell::quote(&dir.display().to_string())
+        crate::formats::shell::quote(&dir.display().to_string())
     );
     Ok(())
 }

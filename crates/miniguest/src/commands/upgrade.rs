@@ -3,7 +3,6 @@ use anyhow::{bail, Context, Result};
 use crate::cli::UpgradeArgs;
 use crate::commands::LockedGuest;
 use crate::layout::{Entry, Layout};
-use crate::manifest::Manifest;
 use crate::profile::Profile;
 use crate::{nix, origin};
 
@@ -48,7 +47,7 @@ fn upgrade_one(layout: &Layout, name: &str) -> Result<()> {
     let profile = Profile::new(&profile_path);
 
     let out = nix::build(&origin, true)?;
-    Manifest::load(out.as_path())
+    crate::output::inspect(out.as_path())
         .with_context(|| format!("{} is not a Miniguest guest output", origin.to_arg()))?;
 
     if profile.current_store_path()?.as_deref() == Some(out.as_path()) {
