@@ -7,6 +7,8 @@
 #   3. disk added per guest for 50 guests sharing one closure vs a raw image
 # Run as root on Debian 12.
 set -euo pipefail
+# shellcheck source=scripts/nix-env.sh
+. "$(dirname "$0")/nix-env.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 rounds=${BENCH_ROUNDS:-3}

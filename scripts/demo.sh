@@ -3,6 +3,8 @@
 # the tools, build the stand-in guest with real Nix, install it as a
 # Miniguest profile, define it in libvirt and boot it, then show its console.
 set -euo pipefail
+# shellcheck source=scripts/nix-env.sh
+. "$(dirname "$0")/nix-env.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 

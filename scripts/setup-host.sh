@@ -2,8 +2,8 @@
 # Installs and configures everything the test suite needs on a fresh Debian 12
 # machine: Nix (offline, single-user), QEMU, libvirt, LXC, systemd-nspawn and
 # the pieces of the stand-in guest (Debian kernel, busybox). Idempotent.
-# Meant for test and CI machines: it rewrites /etc/nix/nix.conf for offline,
-# single-user use.
+# It writes only what is absent or its own: Nix's settings go to a private
+# configuration directory, never to /etc/nix/nix.conf.
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
@@ -20,11 +20,16 @@ if ! dpkg -s qemu-system-x86 "${pkgs[@]}" >/dev/null 2>&1; then
   apt-get install "${apt_opts[@]}" "${pkgs[@]}"
 fi
 
-# Nix: offline, flakes on, no sandbox (builders see the host's /bin).
-mkdir -p /etc/nix
-registry=/etc/nix/empty-registry.json
+# Nix: offline, flakes on, no sandbox (builders see the host's /bin). The
+# configuration is private to the tests and the demo (they export
+# NIX_CONF_DIR, see scripts/nix-env.sh): a user's /etc/nix/nix.conf, with
+# its substituters and trusted users, is never touched.
+# shellcheck source=scripts/nix-env.sh
+. "$(dirname "$0")/nix-env.sh"
+mkdir -p "$NIX_CONF_DIR"
+registry=$NIX_CONF_DIR/empty-registry.json
 [ -f "$registry" ] || echo '{"flakes":[],"version":2}' > "$registry"
-cat > /etc/nix/nix.conf <<CONF
+cat > "$NIX_CONF_DIR/nix.conf.new" <<CONF
 experimental-features = nix-command flakes
 substituters =
 flake-registry = $registry
@@ -32,13 +37,18 @@ sandbox = false
 # Single-user install: builds run as the invoking user.
 build-users-group =
 CONF
+mv "$NIX_CONF_DIR/nix.conf.new" "$NIX_CONF_DIR/nix.conf"
 
-# libvirt's QEMU driver runs guests as this user.
+# libvirt's QEMU driver runs guests as this user. It must be able to open
+# /dev/kvm: otherwise libvirtd finds its cached QEMU capabilities outdated
+# at every look-up and re-probes, and each define takes half a minute.
+# Membership is checked, not assumed: `useradd -G kvm` is skipped when the
+# kvm group appeared after the user.
 getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu
-if ! getent passwd libvirt-qemu >/dev/null; then
-  groups=()
-  getent group kvm >/dev/null && groups=(-G kvm)
-  useradd -r -g libvirt-qemu "${groups[@]}" -M -s /usr/sbin/nologin libvirt-qemu
+getent passwd libvirt-qemu >/dev/null ||
+  useradd -r -g libvirt-qemu -M -s /usr/sbin/nologin libvirt-qemu
+if getent group kvm >/dev/null && ! id -nG libvirt-qemu | tr ' ' '\n' | grep -qx kvm; then
+  usermod -aG kvm libvirt-qemu
 fi
 
 # LXC maps container root to this range.

@@ -5,6 +5,8 @@
 # dependencies. Used by the demo and by the boot tests.
 # Usage: standin-flake.sh DIR [VERSION]
 set -euo pipefail
+# shellcheck source=scripts/nix-env.sh
+. "$(dirname "$0")/nix-env.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=$1
 version=${2:-1}

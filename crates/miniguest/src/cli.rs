@@ -160,6 +160,10 @@ pub struct HypervisorOptions {
     /// Console log file instead of a terminal (libvirt, qemu)
     #[arg(long)]
     pub console_log: Option<PathBuf>,
+    /// Let the guest share this host path although it is, contains or lies
+    /// inside the Nix store, `/` or a system directory (repeatable)
+    #[arg(long, value_name = "PATH")]
+    pub allow_share: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

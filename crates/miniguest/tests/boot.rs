@@ -43,6 +43,10 @@ fn installed_standin(
 fn assert_program_read_only(report: &standin::Report) {
     assert_eq!(report.store_writable, "no", "{report:?}");
     assert_eq!(report.boot_writable, "no", "{report:?}");
+    assert_eq!(
+        report.remount, "no",
+        "the guest made the store writable: {report:?}"
+    );
 }
 
 /// Install, define through the libvirt API, boot; then upgrade and roll

@@ -24,6 +24,9 @@ fn spec(manifest: &str) -> GuestSpec {
         interfaces: manifest.interfaces.clone(),
         volume_dir: PathBuf::from("/var/lib/miniguest/web"),
         console_log: None,
+        read_only_virtiofsd: Some(PathBuf::from(
+            "/run/current-system/sw/bin/miniguest-virtiofsd",
+        )),
         manifest,
     }
 }

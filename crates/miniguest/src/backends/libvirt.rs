@@ -79,6 +79,12 @@ pub fn domain_xml(spec: &GuestSpec) -> Result<String> {
                 &[("type", "mount"), ("accessmode", "passthrough")],
             )?;
             x.empty("driver", &[("type", "virtiofs")])?;
+            // For read-only shares libvirt starts this binary in place of
+            // its own virtiofsd, which cannot refuse writes.
+            if mount.read_only {
+                let binary = super::qemu::virtiofsd_for(spec, &mount)?;
+                x.empty("binary", &[("path", path_str(&binary)?)])?;
+            }
         } else {
             x.open("filesystem", &[("type", "mount"), ("accessmode", "squash")])?;
         }
@@ -269,11 +275,7 @@ pub fn define(spec: &GuestSpec, uri: &str) -> Result<()> {
     use std::process::{Command, Stdio};
 
     let xml = domain_xml(spec)?;
-    let helper = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("miniguest-libvirt")))
-        .filter(|p| p.is_file())
-        .or_else(|| super::find_program("miniguest-libvirt", &[]))
+    let helper = super::helper_program("miniguest-libvirt")
         .context(
             "miniguest-libvirt is not installed (built without libvirt support?); run the printed virt-install command instead",
         )?;

@@ -2,6 +2,7 @@
 //! one hypervisor. None of them copies anything into the guest: the host's
 //! store and the guest's `boot/` are shared read-only.
 
+pub mod exposure;
 pub mod idmap;
 pub mod libvirt;
 pub mod lxc;
@@ -34,6 +35,9 @@ pub struct GuestSpec {
     /// Host directory holding this guest's declared volumes.
     pub volume_dir: PathBuf,
     pub console_log: Option<PathBuf>,
+    /// `miniguest-virtiofsd`, when installed: what serves read-only
+    /// virtiofs shares.
+    pub read_only_virtiofsd: Option<PathBuf>,
 }
 
 impl GuestSpec {
@@ -49,7 +53,7 @@ impl GuestSpec {
             Some(spec) => parse_network(spec)?,
             None => manifest.interfaces.clone(),
         };
-        Ok(GuestSpec {
+        let spec = GuestSpec {
             name: name.clone(),
             store_dir: store_dir(),
             memory_mib: opts.memory.unwrap_or(manifest.memory_mib),
@@ -58,9 +62,12 @@ impl GuestSpec {
             interfaces,
             volume_dir: opts.state_dir.join(name.as_str()),
             console_log: opts.console_log.clone(),
+            read_only_virtiofsd: helper_program("miniguest-virtiofsd"),
             manifest,
             root,
-        })
+        };
+        exposure::check_shares(&spec, &opts.allow_share)?;
+        Ok(spec)
     }
 
     pub fn kernel(&self) -> PathBuf {
@@ -232,6 +239,15 @@ fn default_virt_type() -> VirtType {
     } else {
         VirtType::Qemu
     }
+}
+
+/// One of Miniguest's helper programs: beside this executable, else in PATH.
+pub fn helper_program(name: &str) -> Option<PathBuf> {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(name)))
+        .filter(|p| p.is_file())
+        .or_else(|| find_program(name, &[]))
 }
 
 /// Finds a program in PATH or in the given fallback locations.

@@ -41,11 +41,67 @@ pub struct VirtiofsDaemon {
     pub argv: Vec<String>,
 }
 
+/// The shared directory named in virtiofsd arguments: QEMU's `-o
+/// source=DIR` (commas in DIR doubled) or the Rust virtiofsd's
+/// `--shared-dir DIR`.
+pub fn shared_dir_argument(args: &[String]) -> Option<String> {
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        if let Some(dir) = arg.strip_prefix("--shared-dir=") {
+            return Some(dir.to_owned());
+        }
+        let options = match arg.as_str() {
+            "--shared-dir" => return it.next().cloned(),
+            "-o" => it.next()?.as_str(),
+            other => match other.strip_prefix("-o") {
+                Some(rest) if !rest.is_empty() => rest,
+                _ => continue,
+            },
+        };
+        if let Some(dir) = source_option(options) {
+            return Some(dir);
+        }
+    }
+    None
+}
+
+/// `source=DIR` in a QEMU option list, where ",," is an escaped comma.
+fn source_option(options: &str) -> Option<String> {
+    let mut fields = vec![String::new()];
+    let mut chars = options.chars().peekable();
+    while let Some(c) = chars.next() {
+        let field = fields.last_mut().expect("never empty");
+        match c {
+            ',' if chars.peek() == Some(&',') => {
+                chars.next();
+                field.push(',');
+            }
+            ',' => fields.push(String::new()),
+            c => field.push(c),
+        }
+    }
+    fields
+        .into_iter()
+        .find_map(|f| f.strip_prefix("source=").map(str::to_owned))
+}
+
+/// virtiofsd for one mount: read-only ones through `miniguest-virtiofsd`,
+/// which makes the directory read-only for virtiofsd itself.
+pub fn virtiofsd_for(spec: &GuestSpec, mount: &Mount) -> Result<PathBuf> {
+    if mount.read_only {
+        spec.read_only_virtiofsd.clone().context(
+            "miniguest-virtiofsd is not installed beside miniguest; it keeps virtiofs shares read-only",
+        )
+    } else {
+        virtiofsd_binary()
+    }
+}
+
 fn virtiofs_daemons(spec: &GuestSpec, socket_dir: &Path) -> Result<Vec<(Mount, VirtiofsDaemon)>> {
-    let binary = virtiofsd_binary()?;
     mounts(spec)?
         .into_iter()
         .map(|mount| {
+            let binary = virtiofsd_for(spec, &mount)?;
             let socket = socket_dir.join(format!("{}-{}.sock", spec.name, mount.tag));
             let argv = vec![
                 path_str(&binary)?.to_owned(),
@@ -65,6 +121,8 @@ pub struct Invocation {
     pub qemu: Vec<String>,
 }
 
+/// The daemons and QEMU; virtiofsd sockets go in `socket_dir`, which may
+/// be relative (the printed script runs in a directory of its own).
 pub fn invocation(spec: &GuestSpec, socket_dir: &Path) -> Result<Invocation> {
     spec.require_vm()?;
     let accel = match spec.virt_type {
@@ -161,28 +219,35 @@ pub fn invocation(spec: &GuestSpec, socket_dir: &Path) -> Result<Invocation> {
     Ok(Invocation { daemons, qemu: q })
 }
 
-/// The invocation as a shell script: daemons in the background, then QEMU.
-pub fn script(inv: &Invocation) -> String {
-    let mut out = String::new();
+/// The guest as a shell script. With virtiofs, the daemons run in the
+/// background from a private directory of the script's own (their sockets
+/// live there), which is removed when QEMU exits.
+pub fn script(spec: &GuestSpec) -> Result<String> {
+    use crate::formats::shell::{join, quote};
+    let inv = invocation(spec, Path::new("."))?;
+    if inv.daemons.is_empty() {
+        return Ok(format!("{}\n", join(&inv.qemu)));
+    }
+    let mut out = String::from("(\n");
+    out.push_str("dir=$(mktemp -d) && cd \"$dir\" || exit 1\n");
+    out.push_str("trap 'kill $(jobs -p) 2>/dev/null; cd /; rm -rf \"$dir\"' EXIT\n");
     for daemon in &inv.daemons {
-        out.push_str(&crate::formats::shell::join(&daemon.argv));
+        out.push_str(&join(&daemon.argv));
         out.push_str(" &\n");
     }
-    if !inv.daemons.is_empty() {
-        // QEMU must not start before the sockets exist.
-        let sockets: Vec<String> = inv
-            .daemons
-            .iter()
-            .map(|d| crate::formats::shell::quote(&d.socket.display().to_string()).into_owned())
-            .collect();
-        out.push_str(&format!(
-            "for s in {}; do while [ ! -S \"$s\" ]; do sleep 0.1; done; done\n",
-            sockets.join(" ")
-        ));
-    }
-    out.push_str(&crate::formats::shell::join(&inv.qemu));
-    out.push('\n');
-    out
+    // QEMU must not start before the sockets exist.
+    let sockets: Vec<String> = inv
+        .daemons
+        .iter()
+        .map(|d| Ok(quote(path_str(&d.socket)?).into_owned()))
+        .collect::<Result<_>>()?;
+    out.push_str(&format!(
+        "for s in {}; do while [ ! -S \"$s\" ]; do sleep 0.1; done; done\n",
+        sockets.join(" ")
+    ));
+    out.push_str(&join(&inv.qemu));
+    out.push_str("\n)\n");
+    Ok(out)
 }
 
 /// Boots the guest in the foreground and returns QEMU's exit status.
@@ -215,6 +280,43 @@ pub fn boot(spec: &GuestSpec) -> Result<std::process::ExitStatus> {
         let _ = child.wait();
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_shared_directory_in_either_virtiofsd_syntax() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            shared_dir_argument(&args(&[
+                "--fd=3",
+                "-o",
+                "source=/nix/store,xattr",
+                "-o",
+                "cache=auto"
+            ])),
+            Some("/nix/store".into())
+        );
+        assert_eq!(
+            shared_dir_argument(&args(&["-o", "cache=auto,source=/a,,b"])),
+            Some("/a,b".into())
+        );
+        assert_eq!(
+            shared_dir_argument(&args(&["-osource=/x"])),
+            Some("/x".into())
+        );
+        assert_eq!(
+            shared_dir_argument(&args(&["--shared-dir", "/y", "--readonly"])),
+            Some("/y".into())
+        );
+        assert_eq!(
+            shared_dir_argument(&args(&["--shared-dir=/z"])),
+            Some("/z".into())
+        );
+        assert_eq!(shared_dir_argument(&args(&["--print-capabilities"])), None);
+    }
 }
 
 fn wait_for_socket(path: &Path) -> Result<()> {

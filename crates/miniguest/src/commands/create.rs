@@ -3,12 +3,12 @@ use anyhow::{bail, Result};
 use crate::backends::idmap::{self, IdMap};
 use crate::backends::lxc::{default_lxcpath, Container};
 use crate::backends::nspawn::Machine;
-use crate::backends::{libvirt, qemu, GuestSpec};
+use crate::backends::{exposure, libvirt, qemu, GuestSpec};
 use crate::cli::{Backend, CreateArgs};
 use crate::commands::parse_name;
 use crate::formats::shell;
 use crate::layout::Layout;
-use crate::manifest::{GuestType, ShareFs};
+use crate::manifest::GuestType;
 
 pub fn run(layout: &Layout, args: CreateArgs) -> Result<()> {
     let name = parse_name(&args.name)?;
@@ -22,9 +22,13 @@ pub fn run(layout: &Layout, args: CreateArgs) -> Result<()> {
     }
     let print_config = args.xml || args.config;
 
+    // Everything is generated before anything is printed or applied, so a
+    // refusal never follows half an output.
+    let exposure = exposure::describe(&spec, backend_uses_images(backend))?;
     match backend {
         Backend::Libvirt => {
             if args.define {
+                eprint!("{exposure}");
                 libvirt::define(&spec, &args.connect)?;
                 eprintln!(
                     "defined libvirt domain {name}; start it with: virsh -c {} start {}",
@@ -32,35 +36,27 @@ pub fn run(layout: &Layout, args: CreateArgs) -> Result<()> {
                     shell::quote(name.as_str())
                 );
             } else if print_config {
-                print!("{}", libvirt::domain_xml(&spec)?);
+                emit(&exposure, &libvirt::domain_xml(&spec)?);
             } else {
-                print!("{}", spec.volume_setup_script()?);
+                let mut text = spec.volume_setup_script()?;
                 match libvirt::virt_install(&spec, &args.connect) {
-                    Ok(argv) => println!("{}", shell::join(&argv)),
+                    Ok(argv) => text.push_str(&format!("{}\n", shell::join(&argv))),
                     Err(e) if e.is::<libvirt::Unquotable>() => {
                         eprintln!("note: {e}; printing a virsh script instead");
-                        print!("{}", libvirt::virsh_script(&spec, &args.connect)?);
+                        text.push_str(&libvirt::virsh_script(&spec, &args.connect)?);
                     }
                     Err(e) => return Err(e),
                 }
+                emit(&exposure, &text);
             }
         }
         Backend::Qemu => {
             if args.define || print_config {
                 bail!("plain QEMU keeps no configuration: run the printed command, or `miniguest run`");
             }
-            // A private directory for virtiofsd's sockets, made now so that
-            // the printed command never uses a guessable path in /tmp.
-            let sockets = if spec.manifest.store_fs == ShareFs::Virtiofs {
-                tempfile::Builder::new()
-                    .prefix("miniguest-sockets")
-                    .tempdir()?
-                    .keep()
-            } else {
-                std::env::temp_dir()
-            };
-            print!("{}", spec.volume_setup_script()?);
-            print!("{}", qemu::script(&qemu::invocation(&spec, &sockets)?));
+            let mut text = spec.volume_setup_script()?;
+            text.push_str(&qemu::script(&spec)?);
+            emit(&exposure, &text);
         }
         Backend::Lxc => {
             let container = Container {
@@ -69,6 +65,7 @@ pub fn run(layout: &Layout, args: CreateArgs) -> Result<()> {
                 idmap: root_map(args.unsafe_unmapped_root)?,
             };
             if args.define {
+                eprint!("{exposure}");
                 container.define()?;
                 eprintln!(
                     "defined LXC container {name}; start it with: lxc-start -P {} -n {}",
@@ -76,9 +73,9 @@ pub fn run(layout: &Layout, args: CreateArgs) -> Result<()> {
                     shell::quote(name.as_str())
                 );
             } else if print_config {
-                print!("{}", container.config()?);
+                emit(&exposure, &container.config()?);
             } else {
-                print!("{}", container.script()?);
+                emit(&exposure, &container.script()?);
             }
         }
         Backend::Nspawn => {
@@ -89,10 +86,21 @@ pub fn run(layout: &Layout, args: CreateArgs) -> Result<()> {
                 spec: &spec,
                 idmap: root_map(args.unsafe_unmapped_root)?,
             };
-            print!("{}", machine.script()?);
+            emit(&exposure, &machine.script()?);
         }
     }
     Ok(())
+}
+
+/// VMs get volumes as disk images; containers as directories.
+fn backend_uses_images(backend: Backend) -> bool {
+    matches!(backend, Backend::Libvirt | Backend::Qemu)
+}
+
+/// What the guest reaches on standard error, the output on standard output.
+fn emit(exposure: &str, output: &str) {
+    eprint!("{exposure}");
+    print!("{output}");
 }
 
 fn root_map(unsafe_unmapped_root: bool) -> Result<Option<IdMap>> {

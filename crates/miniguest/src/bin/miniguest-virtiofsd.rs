@@ -1,0 +1,54 @@
+//! Runs virtiofsd on a directory that is read-only for it: QEMU's virtiofsd
+//! has no read-only mode, so a guest root that remounts its store share
+//! read-write would otherwise write into the host's store.
+//!
+//! Takes virtiofsd's own arguments (as libvirt, `miniguest run` or a
+//! printed command pass them), finds the shared directory among them, and
+//! in a private mount namespace binds that directory onto itself read-only
+//! before executing the real virtiofsd. The kernel then refuses every
+//! write, whatever the guest asks for.
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use rustix::mount::{mount_bind, mount_change, mount_remount, MountFlags, MountPropagationFlags};
+use rustix::thread::{unshare_unsafe, UnshareFlags};
+
+fn main() {
+    let err = run();
+    if let Err(e) = err {
+        eprintln!("miniguest-virtiofsd: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let real = miniguest::backends::qemu::virtiofsd_binary()?;
+    // libvirt asks what the binary can do before using it.
+    if !args.iter().any(|a| a == "--print-capabilities") {
+        let dir = miniguest::backends::qemu::shared_dir_argument(&args).context(
+            "no shared directory (-o source=DIR or --shared-dir DIR) among the arguments",
+        )?;
+        make_read_only(&PathBuf::from(dir))?;
+    }
+    let err = std::process::Command::new(&real).args(&args).exec();
+    bail!("cannot run {}: {err}", real.display())
+}
+
+fn make_read_only(dir: &std::path::Path) -> Result<()> {
+    // SAFETY: single-threaded at this point; only the mount namespace is
+    // unshared, which affects this process and the virtiofsd it becomes.
+    unsafe { unshare_unsafe(UnshareFlags::NEWNS) }
+        .context("cannot enter a private mount namespace")?;
+    mount_change(
+        "/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )
+    .context("cannot make mounts private")?;
+    mount_bind(dir, dir).with_context(|| format!("cannot bind {}", dir.display()))?;
+    mount_remount(dir, MountFlags::BIND | MountFlags::RDONLY, "")
+        .with_context(|| format!("cannot make {} read-only", dir.display()))?;
+    Ok(())
+}
