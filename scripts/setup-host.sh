@@ -47,8 +47,14 @@ mv "$NIX_CONF_DIR/nix.conf.new" "$NIX_CONF_DIR/nix.conf"
 getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu
 getent passwd libvirt-qemu >/dev/null ||
   useradd -r -g libvirt-qemu -M -s /usr/sbin/nologin libvirt-qemu
-if getent group kvm >/dev/null && ! id -nG libvirt-qemu | tr ' ' '\n' | grep -qx kvm; then
-  usermod -aG kvm libvirt-qemu
+if [ -e /dev/kvm ]; then
+  getent group kvm >/dev/null || groupadd -r kvm
+  id -nG libvirt-qemu | tr ' ' '\n' | grep -qx kvm || usermod -aG kvm libvirt-qemu
+  # Where no udev rule gave the device to group kvm (a container's /dev),
+  # do what Debian's rule does; the node is recreated at boot.
+  if [ "$(stat -c %G /dev/kvm)" != kvm ]; then
+    chgrp kvm /dev/kvm && chmod 0660 /dev/kvm
+  fi
 fi
 
 # LXC maps container root to this range.

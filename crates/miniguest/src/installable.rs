@@ -36,6 +36,10 @@ pub fn parse(input: &str, cwd: &Path) -> Result<Parsed> {
         Some((flake, attr)) => (flake, Some(attr)),
         None => (input, None),
     };
+    // Nix would read it as an option.
+    if flake.starts_with('-') {
+        bail!("flake reference {flake:?} must not start with '-'");
+    }
     if flake.is_empty() {
         bail!(
             "missing flake reference in {input:?} (use '.#NAME' for the flake in this directory)"
@@ -204,5 +208,6 @@ mod tests {
         assert!(parse("x#a..b", Path::new("/")).is_err());
         assert!(parse("x#\"open", Path::new("/")).is_err());
         assert!(parse("#a", Path::new("/")).is_err());
+        assert!(parse("--impure#a", Path::new("/")).is_err());
     }
 }

@@ -112,6 +112,19 @@ impl Layout {
         Ok(())
     }
 
+    /// Fails unless a link can be created in `GUESTS_DIR` right now (it
+    /// may be read-only, or full).
+    pub fn check_writable_guests_dir(&self) -> Result<()> {
+        let probe = tempfile::Builder::new()
+            .prefix(".miniguest-probe")
+            .tempfile_in(&self.guests_dir)
+            .with_context(|| {
+                format!("cannot create guest links in {}", self.guests_dir.display())
+            })?;
+        probe.close()?;
+        Ok(())
+    }
+
     pub fn remove_link(&self, name: &GuestName) -> Result<()> {
         if self.check_owned(name)? == Entry::Imperative {
             remove_if_exists(&self.link(name))?;

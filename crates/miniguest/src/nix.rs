@@ -68,7 +68,8 @@ pub fn build(installable: &Installable, refresh: bool) -> Result<StorePath> {
     if refresh {
         cmd.arg("--refresh");
     }
-    cmd.arg(installable.to_arg());
+    // Whatever the installable says, it is never an option.
+    cmd.arg("--").arg(installable.to_arg());
     let results: Vec<BuildResult> = cmd.capture_json()?;
     let out = results
         .into_iter()

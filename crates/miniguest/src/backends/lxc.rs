@@ -2,7 +2,7 @@
 //! store and the guest's `boot/` bind-mounted read-only, and `/boot/init` as
 //! its init.
 
-use std::os::unix::fs::chown;
+use std::os::unix::fs::lchown;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -210,7 +210,8 @@ impl Container<'_> {
         for d in self.directories() {
             std::fs::create_dir_all(&d)
                 .with_context(|| format!("cannot create {}", d.display()))?;
-            chown(&d, Some(uid), Some(gid))
+            // Never through a link: the container may have planted one.
+            lchown(&d, Some(uid), Some(gid))
                 .with_context(|| format!("cannot give {} to the container's root", d.display()))?;
         }
         Ok(())

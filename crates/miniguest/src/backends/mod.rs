@@ -185,7 +185,9 @@ pub fn directories_script(dirs: &[PathBuf], owner: Option<(u64, u64)>) -> Result
         let dir = crate::formats::shell::quote(path_str(dir)?).into_owned();
         script.push_str(&format!("mkdir -p {dir}\n"));
         if let Some((uid, gid)) = owner {
-            script.push_str(&format!("chown {uid}:{gid} {dir}\n"));
+            // -h: a directory the container can write may hold a link it
+            // planted (`usr -> /etc`); chown must not follow it to the host.
+            script.push_str(&format!("chown -h {uid}:{gid} {dir}\n"));
         }
     }
     Ok(script)

@@ -3,12 +3,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use super::idmap::IdMap;
 use super::lxc::require_container;
 use super::{directories_script, path_str, GuestSpec};
-use crate::manifest::layout as files;
+use crate::manifest::{layout as files, InterfaceType};
 
 /// nspawn's bind syntax separates source and target with ':'.
 fn bind_escape(path: &str) -> String {
@@ -21,9 +21,10 @@ pub struct Machine<'a> {
 }
 
 impl Machine<'_> {
-    /// An empty root; nspawn insists on a `usr/` in it.
+    /// An empty root; nspawn insists on a `usr/` in it. The dot keeps it
+    /// apart from volumes, whose names cannot hold one.
     pub fn root(&self) -> PathBuf {
-        self.spec.volume_dir.join("nspawn-root")
+        self.spec.volume_dir.join(".nspawn-root")
     }
 
     pub fn argv(&self) -> Result<Vec<String>> {
@@ -71,12 +72,15 @@ impl Machine<'_> {
                 bind_escape(&share.mount_point)
             ));
         }
-        if spec.interfaces.is_empty() {
-            argv.push("--private-network".into());
-        }
+        // Always a network namespace of its own: nspawn has no user-mode
+        // networking, and sharing the host's network is never the default.
+        argv.push("--private-network".into());
         for iface in &spec.interfaces {
-            if let Some(br) = &iface.source {
-                argv.push(format!("--network-bridge={br}"));
+            match (iface.kind, &iface.source) {
+                (InterfaceType::Bridge, Some(br)) => argv.push(format!("--network-bridge={br}")),
+                (kind, _) => bail!(
+                    "systemd-nspawn takes bridge=BR interfaces only (not {kind:?}); use --network none or bridge=BR"
+                ),
             }
         }
         argv.push(format!("/{}", files::INIT));

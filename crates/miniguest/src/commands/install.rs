@@ -2,7 +2,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::cli::InstallArgs;
 use crate::commands::parse_name;
-use crate::layout::Layout;
+use crate::layout::{remove_if_exists, Entry, Layout};
 use crate::profile::Profile;
 use crate::{installable, lock, nix, origin};
 
@@ -18,12 +18,17 @@ pub fn run(layout: &Layout, args: InstallArgs) -> Result<()> {
     };
 
     let _lock = lock::lock(layout, &name)?;
-    layout.check_owned(&name)?;
+    let entry = layout.check_owned(&name)?;
     let profile_path = layout.profile(&name);
     let profile = Profile::new(&profile_path);
-    if profile.exists() && !args.force {
+    // A profile without its link, with our origin record, is an install
+    // that was cut short: finishing it needs no --force.
+    let unfinished = entry == Entry::Missing && layout.origin_file(&name).exists();
+    if profile.exists() && !args.force && !unfinished {
         bail!("guest {name} is already installed; use --force to replace it (as a new generation)");
     }
+    // Find out now, not after the build, that the link cannot be made.
+    layout.check_writable_guests_dir()?;
 
     let out = nix::build(&parsed.installable, false)?;
     crate::output::inspect(out.as_path()).with_context(|| {
@@ -36,11 +41,30 @@ pub fn run(layout: &Layout, args: InstallArgs) -> Result<()> {
     // Origin first: if we die before the profile is set, the next install
     // overwrites it; the other order could leave a profile nobody can upgrade.
     let origin_file = layout.origin_file(&name);
-    if origin::read(&origin_file).ok().flatten().as_ref() != Some(&parsed.installable) {
+    let old_origin = origin::read(&origin_file).ok().flatten();
+    if old_origin.as_ref() != Some(&parsed.installable) {
         origin::write(&origin_file, &parsed.installable)?;
     }
+    let previous = profile.current_generation()?;
     nix::profile_set(&profile_path, &out)?;
-    layout.ensure_link(&name)?;
+    if let Err(e) = layout.ensure_link(&name) {
+        // No half-installed guest: put the profile back as it was.
+        let undo = match previous {
+            Some(generation) => {
+                nix::profile_switch(&profile_path, generation).and_then(|()| match &old_origin {
+                    Some(o) => origin::write(&origin_file, o),
+                    None => Ok(()),
+                })
+            }
+            None => profile
+                .delete()
+                .and_then(|()| remove_if_exists(&origin_file)),
+        };
+        if let Err(undo) = undo {
+            eprintln!("warning: could not undo the profile change: {undo:#}");
+        }
+        return Err(e);
+    }
 
     let generation = profile.current_generation()?.unwrap_or_default();
     println!("installed guest {name} (generation {generation}): {out}");

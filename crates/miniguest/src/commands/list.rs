@@ -26,10 +26,21 @@ pub fn run(layout: &Layout, json: bool) -> Result<()> {
     let mut names: BTreeSet<GuestName> = layout.listed_names()?.into_iter().collect();
     names.extend(profile_names(layout)?);
 
+    // One guest's trouble (a profile Nix is switching right now, a broken
+    // link) is reported on its row; it never fails the listing.
     let mut rows = Vec::with_capacity(names.len());
     for name in names {
-        if let Some(row) = describe(layout, &name)? {
-            rows.push(row);
+        match describe(layout, &name) {
+            Ok(Some(row)) => rows.push(row),
+            Ok(None) => {}
+            Err(e) => rows.push(Row {
+                name: name.to_string(),
+                kind: "unknown",
+                generation: None,
+                guest_type: None,
+                store_path: None,
+                problem: Some(format!("{e:#}")),
+            }),
         }
     }
     if json {
@@ -74,7 +85,10 @@ fn profile_names(layout: &Layout) -> Result<Vec<GuestName>> {
         else {
             continue;
         };
-        if Profile::new(&entry.path()).current_generation()?.is_some() {
+        if Profile::new(&entry.path())
+            .current_generation()
+            .is_ok_and(|g| g.is_some())
+        {
             names.push(name);
         }
     }

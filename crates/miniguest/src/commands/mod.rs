@@ -19,9 +19,10 @@ use crate::guest_name::GuestName;
 use crate::layout::Layout;
 
 pub fn run(cli: Cli) -> Result<()> {
+    // Links are made to these paths: relative ones would dangle.
     let layout = Layout {
-        guests_dir: cli.guests_dir,
-        profiles_dir: cli.profiles_dir,
+        guests_dir: absolute(&cli.guests_dir)?,
+        profiles_dir: absolute(&cli.profiles_dir)?,
     };
     match cli.command {
         Command::Install(args) => install::run(&layout, args),
@@ -36,6 +37,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Completions(args) => print_bytes(&crate::cli::completions(args.shell)),
         Command::Manpage => print_bytes(&crate::cli::man_page()?),
     }
+}
+
+fn absolute(path: &std::path::Path) -> Result<std::path::PathBuf> {
+    std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))
 }
 
 pub(crate) fn parse_name(name: &str) -> Result<GuestName> {

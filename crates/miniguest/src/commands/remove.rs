@@ -16,6 +16,15 @@ pub fn run(layout: &Layout, name: &str) -> Result<()> {
     if entry == Entry::Missing && !profile.has_any_generation()? {
         bail!("guest {name} is not installed");
     }
+    // A profile of that name that Miniguest never installed (no link of
+    // ours, no origin record) belongs to someone else.
+    if entry == Entry::Missing && !layout.origin_file(&name).exists() {
+        bail!(
+            "{} was not installed by miniguest (no link {} and no origin record); refusing to delete it",
+            profile_path.display(),
+            layout.link(&name).display()
+        );
+    }
     // The visible link goes first, so the guest never looks half there.
     layout.remove_link(&name)?;
     profile.delete()?;
