@@ -9,26 +9,9 @@ use std::path::{Path, PathBuf};
 use miniguest::backends::idmap::IdMap;
 use miniguest::backends::lxc::Container;
 use miniguest::backends::{libvirt, GuestSpec};
-use miniguest::cli::VirtType;
-use miniguest::manifest::Manifest;
 
 fn spec(manifest: &str) -> GuestSpec {
-    let manifest = Manifest::parse(manifest).unwrap();
-    GuestSpec {
-        name: "web".parse().unwrap(),
-        root: PathBuf::from("/etc/miniguests/web"),
-        store_dir: PathBuf::from("/nix/store"),
-        memory_mib: manifest.memory_mib,
-        vcpus: manifest.vcpus,
-        virt_type: VirtType::Kvm,
-        interfaces: manifest.interfaces.clone(),
-        volume_dir: PathBuf::from("/var/lib/miniguest/web"),
-        console_log: None,
-        read_only_virtiofsd: Some(PathBuf::from(
-            "/run/current-system/sw/bin/miniguest-virtiofsd",
-        )),
-        manifest,
-    }
+    common::spec_from_manifest(manifest)
 }
 
 const STATELESS_9P: &str =

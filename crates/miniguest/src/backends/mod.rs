@@ -9,6 +9,7 @@ pub mod lxc;
 pub mod nspawn;
 pub mod qemu;
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -105,12 +106,16 @@ impl GuestSpec {
             }
             std::fs::create_dir_all(&self.volume_dir)
                 .with_context(|| format!("cannot create {}", self.volume_dir.display()))?;
+            let size = volume.size_bytes()?;
+            // The guest's state is nobody else's business: owner-only. libvirt
+            // hands the image to its QEMU user itself when it starts the guest.
             let file = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                .mode(0o600)
                 .open(&path)
                 .with_context(|| format!("cannot create {}", path.display()))?;
-            file.set_len(volume.size_mib * 1024 * 1024)?;
+            file.set_len(size)?;
         }
         Ok(())
     }
@@ -130,8 +135,8 @@ impl GuestSpec {
         for volume in &self.manifest.volumes {
             let image = quote(path_str(&self.volume_image(volume))?).into_owned();
             script.push_str(&format!(
-                "[ -e {image} ] || truncate -s {}M {image}\n",
-                volume.size_mib
+                "[ -e {image} ] || (umask 077 && truncate -s {} {image})\n",
+                volume.size_bytes()?
             ));
         }
         Ok(script)

@@ -198,6 +198,48 @@ impl TestEnv {
     }
 }
 
+/// A GuestSpec for guest `web`, as `create` would resolve it, without a
+/// store or an installed guest.
+pub fn spec_from_manifest(manifest: &str) -> miniguest::backends::GuestSpec {
+    let manifest = miniguest::manifest::Manifest::parse(manifest).unwrap();
+    miniguest::backends::GuestSpec {
+        name: "web".parse().unwrap(),
+        root: PathBuf::from("/etc/miniguests/web"),
+        store_dir: PathBuf::from("/nix/store"),
+        memory_mib: manifest.memory_mib,
+        vcpus: manifest.vcpus,
+        virt_type: miniguest::cli::VirtType::Kvm,
+        interfaces: manifest.interfaces.clone(),
+        volume_dir: PathBuf::from("/var/lib/miniguest/web"),
+        console_log: None,
+        read_only_virtiofsd: Some(PathBuf::from(
+            "/run/current-system/sw/bin/miniguest-virtiofsd",
+        )),
+        manifest,
+    }
+}
+
+/// A directory of stand-ins for the named programs: each appends its
+/// arguments (one per line, then a line `--`) to `calls.log` beside it,
+/// followed by its standard input when that is not a terminal, and exits 0.
+pub fn stub_dir(env: &TestEnv, programs: &[&str]) -> PathBuf {
+    let dir = env.path("stubs");
+    std::fs::create_dir_all(&dir).unwrap();
+    for program in programs {
+        let path = dir.join(program);
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\nlog={}/calls.log\n{{ echo {program}; for a in \"$@\"; do printf '%s\\n' \"$a\"; done; echo --; }} >> \"$log\"\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dir
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
