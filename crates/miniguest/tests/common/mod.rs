@@ -219,9 +219,9 @@ pub fn spec_from_manifest(manifest: &str) -> miniguest::backends::GuestSpec {
     }
 }
 
-/// A directory of stand-ins for the named programs: each appends its
-/// arguments (one per line, then a line `--`) to `calls.log` beside it,
-/// followed by its standard input when that is not a terminal, and exits 0.
+/// A directory of stand-ins for the named programs: each appends a record
+/// of its arguments and standard input to `calls.log` beside it and exits 0
+/// (read the log with `calls`).
 pub fn stub_dir(env: &TestEnv, programs: &[&str]) -> PathBuf {
     let dir = env.path("stubs");
     std::fs::create_dir_all(&dir).unwrap();
@@ -230,7 +230,7 @@ pub fn stub_dir(env: &TestEnv, programs: &[&str]) -> PathBuf {
         std::fs::write(
             &path,
             format!(
-                "#!/bin/sh\nlog={}/calls.log\n{{ echo {program}; for a in \"$@\"; do printf '%s\\n' \"$a\"; done; echo --; }} >> \"$log\"\n",
+                "#!/bin/sh\n{{ printf 'CALL\\000%s\\000' {program}; for a in \"$@\"; do printf '%s\\000' \"$a\"; done; printf 'STDIN\\000'; /bin/cat; printf '\\000END\\000'; }} >> {}/calls.log\n",
                 dir.display()
             ),
         )
@@ -238,6 +238,28 @@ pub fn stub_dir(env: &TestEnv, programs: &[&str]) -> PathBuf {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     dir
+}
+
+/// One call a stub recorded: the program and its arguments, and its input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub argv: Vec<String>,
+    pub stdin: String,
+}
+
+pub fn calls(stubs: &Path) -> Vec<Call> {
+    let log = std::fs::read(stubs.join("calls.log")).unwrap_or_default();
+    let text = String::from_utf8(log).unwrap();
+    let mut out = Vec::new();
+    for record in text.split("CALL\0").filter(|r| !r.is_empty()) {
+        let (head, rest) = record.split_once("STDIN\0").expect("a record");
+        let stdin = rest.strip_suffix("\0END\0").expect("a record's end");
+        out.push(Call {
+            argv: head.split_terminator('\0').map(str::to_owned).collect(),
+            stdin: stdin.to_owned(),
+        });
+    }
+    out
 }
 
 pub fn stdout(o: &Output) -> String {
