@@ -99,8 +99,17 @@ fn libvirt_virtiofs_boot_upgrade_rollback() {
     libvirt_lifecycle("vmfs");
 }
 
+/// A guests directory whose path holds quotes, a command substitution and
+/// the characters virt-install mangles: names are plain now, but paths a
+/// user chooses are not.
+fn odd_guests_dir(env: &TestEnv) -> std::path::PathBuf {
+    let dir = env.path("odd'$(touch${IFS}PWNED);x\"y,z&w");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// Runs the printed libvirt command through sh and reads the boot it causes.
-fn libvirt_printed(name: &str, expect_tool: &str) {
+fn libvirt_printed(odd: bool, expect_tool: &str) {
     if missing(&[
         libvirt_needed(),
         ("virt-install", standin::which("virt-install")),
@@ -110,10 +119,24 @@ fn libvirt_printed(name: &str, expect_tool: &str) {
         return;
     }
     let env = standin::env();
-    install(&env, "vm9p", name);
+    let name = unique_name("vi");
+    let guests = if odd {
+        odd_guests_dir(&env)
+    } else {
+        env.guests_dir()
+    };
+    let run = |args: &[&str]| {
+        env.cmd()
+            .env("MINIGUEST_GUESTS_DIR", &guests)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["install", "-n", &name, &env.flake("vm9p")]);
+    assert!(out.status.success(), "{}", stderr(&out));
     let log = env.path("printed.log");
-    let _domain = Domain(name.to_owned());
-    let out = env.run(&["create", name, "--console-log", log.to_str().unwrap()]);
+    let _domain = Domain(name.clone());
+    let out = run(&["create", &name, "--console-log", log.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).starts_with(expect_tool), "{}", stdout(&out));
     let work = env.path("work");
@@ -130,21 +153,18 @@ fn libvirt_printed(name: &str, expect_tool: &str) {
     assert_program_read_only(&reports[0]);
     assert!(
         !work.join("PWNED").exists(),
-        "the printed command ran part of the name"
+        "the printed command ran part of a path"
     );
 }
 
 #[test]
 fn libvirt_printed_virt_install_command_boots() {
-    libvirt_printed(&unique_name("vi"), "virt-install");
+    libvirt_printed(false, "virt-install");
 }
 
 #[test]
-fn libvirt_printed_command_is_safe_with_an_odd_name() {
-    libvirt_printed(
-        &format!("{}'$(touch${{IFS}}PWNED),x\"y", unique_name("odd")),
-        "virsh",
-    );
+fn libvirt_printed_command_is_safe_with_an_odd_path() {
+    libvirt_printed(true, "printf");
 }
 
 fn qemu_run(attr: &str) {
@@ -309,17 +329,17 @@ fn lxc_container_with_mapped_root_boots_and_cannot_write_the_store() {
 }
 
 #[test]
-fn lxc_printed_script_and_nspawn_command_work_with_an_odd_name() {
+fn lxc_printed_script_and_nspawn_command_work_with_odd_paths() {
     if !lxc_ready() || missing(&[("systemd-nspawn", standin::which("systemd-nspawn"))]).is_some() {
         return;
     }
     let env = standin::env();
-    let name = format!("{}'$(touch${{IFS}}PWNED);x", unique_name("odd"));
+    let name = unique_name("odd");
     install(&env, "ct", &name);
     let work = env.path("work");
     std::fs::create_dir_all(&work).unwrap();
 
-    let lxcpath = env.path("lxc");
+    let lxcpath = odd_guests_dir(&env).join("lxc");
     let log = env.path("ct.log");
     let out = env.run(&[
         "create",

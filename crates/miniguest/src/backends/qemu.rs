@@ -282,6 +282,17 @@ pub fn boot(spec: &GuestSpec) -> Result<std::process::ExitStatus> {
     result
 }
 
+fn wait_for_socket(path: &Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    for _ in 0..200 {
+        if path.metadata().is_ok_and(|m| m.file_type().is_socket()) {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    bail!("virtiofsd did not create {}", path.display())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,15 +328,4 @@ mod tests {
         );
         assert_eq!(shared_dir_argument(&args(&["--print-capabilities"])), None);
     }
-}
-
-fn wait_for_socket(path: &Path) -> Result<()> {
-    use std::os::unix::fs::FileTypeExt;
-    for _ in 0..200 {
-        if path.metadata().is_ok_and(|m| m.file_type().is_socket()) {
-            return Ok(());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    bail!("virtiofsd did not create {}", path.display())
 }
