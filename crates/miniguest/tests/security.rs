@@ -29,6 +29,15 @@ fn assert_refused(out: &std::process::Output, want: &str) {
     assert!(ours[0].contains(want), "want {want:?} in {:?}", ours[0]);
 }
 
+fn refused_install_leaves_nothing(env: &TestEnv, attr: &str, want: &str) {
+    assert_refused(&env.run(&["install", &env.flake(attr)]), want);
+    assert_eq!(
+        env.visible_state(),
+        Vec::<String>::new(),
+        "{attr} left state"
+    );
+}
+
 fn install(env: &TestEnv, attr: &str) {
     let out = env.run(&["install", &env.flake(attr)]);
     assert!(out.status.success(), "install {attr}: {}", stderr(&out));
@@ -68,12 +77,7 @@ fn outputs_that_reach_outside_the_store_are_never_installed() {
             "miniguest.json of the guest output resolves to /dev/zero",
         ),
     ] {
-        assert_refused(&env.run(&["install", &env.flake(attr)]), want);
-        assert_eq!(
-            env.visible_state(),
-            Vec::<String>::new(),
-            "{attr} left state"
-        );
+        refused_install_leaves_nothing(&env, attr, want);
     }
 }
 
@@ -99,12 +103,7 @@ fn hostile_manifest_values_are_refused_by_field() {
             "volumes[0].sizeMiB: invalid type: string \"big\"",
         ),
     ] {
-        assert_refused(&env.run(&["install", &env.flake(attr)]), want);
-        assert_eq!(
-            env.visible_state(),
-            Vec::<String>::new(),
-            "{attr} left state"
-        );
+        refused_install_leaves_nothing(&env, attr, want);
     }
     assert!(!Path::new("/tmp/PWNED").exists());
 }
