@@ -11,14 +11,15 @@
     {
       lib.contract = import ./nix/lib/contract.nix;
 
+      # Modules as paths: imported from here and by the host module alike,
+      # each is one module (guest.nix also carries a key of its own). The
+      # host module touches no nixpkgs option, so hosts with a read-only
+      # `nixpkgs.pkgs` (as in NixOS tests) can use it.
       nixosModules = rec {
-        guest = import ./nix/modules/guest.nix;
+        guest = ./nix/modules/guest.nix;
         core = guest;
         default = guest;
-        host = {
-          imports = [ ./nix/modules/host.nix ];
-          nixpkgs.overlays = [ self.overlays.default ];
-        };
+        host = ./nix/modules/host.nix;
         declarative = host;
       };
 

@@ -1,6 +1,6 @@
 # The miniguest CLI, built from this repository's Cargo.lock, with its man
 # page and shell completions.
-{ lib, rustPlatform, pkg-config, installShellFiles, libvirt }:
+{ lib, stdenv, rustPlatform, pkg-config, installShellFiles, libvirt }:
 let
   cargoToml = lib.importTOML ../Cargo.toml;
 in
@@ -17,7 +17,9 @@ rustPlatform.buildRustPackage {
   buildInputs = [ libvirt ];
   # The tests need a Nix store, hypervisors and root; they run in CI.
   doCheck = false;
-  postInstall = ''
+  # The man page and completions come from the built program, which only
+  # runs where the build does: a cross build goes without them.
+  postInstall = lib.optionalString (stdenv.buildPlatform.canExecute stdenv.hostPlatform) ''
     $out/bin/miniguest manpage > miniguest.1
     installManPage miniguest.1
     installShellCompletion --cmd miniguest \

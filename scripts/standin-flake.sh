@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Assembles the stand-in guest flake in DIR: the fixture flake, the project's
-# contract.nix, the host's static busybox, Debian's kernel (unpacked by
-# setup-host.sh) and the kernel modules the contract names, with their
+# Lays out the stand-in guest flake in DIR: the fixture flake, the project's
+# nix/ (the guest module, the NixOS model and the contract), nixpkgs' lib
+# (vendored beside the project, or MINIGUEST_NIXPKGS_LIB), and what the
+# model's toplevel boots: Debian's kernel (unpacked by setup-host.sh), the
+# host's static busybox and the kernel modules stage 1 loads, with their
 # dependencies. Used by the demo and by the boot tests.
 # Usage: standin-flake.sh DIR [VERSION]
 set -euo pipefail
@@ -11,26 +13,32 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 dir=$1
 version=${2:-1}
 kdir=${MINIGUEST_TEST_KERNEL_DIR:-/var/cache/miniguest-test/kernel}
+nixpkgs_lib=${MINIGUEST_NIXPKGS_LIB:-$root/../shared/vendor/nixpkgs-lib}
 
 mkdir -p "$dir"
 cp "$root/crates/miniguest/tests/fixtures/standin/flake.nix" "$dir/"
-cp "$root/nix/lib/contract.nix" "$dir/"
-cp /bin/busybox "$dir/busybox"
-cp "$kdir/vmlinuz" "$dir/vmlinuz"
+cp -r "$root/nix" "$dir/nix"
+cp -r "$nixpkgs_lib" "$dir/nixpkgs-lib"
+files="$dir/nix/model/files"
+mkdir -p "$files"
+cp /bin/busybox "$files/busybox"
+cp "$kdir/vmlinuz" "$files/vmlinuz"
 printf '{"version":"%s"}\n' "$version" > "$dir/params.json"
 
 modules=$(readlink -f "$kdir/modules")
 kver=$(basename "$modules")
-out="$dir/modules/$kver"
+out="$files/modules/$kver"
 mkdir -p "$out"
 : > "$out/modules.dep"
-wanted=$(nix eval --raw --file "$root/nix/lib/contract.nix" initrdModules \
-  --apply 'm: toString (builtins.concatLists (builtins.attrValues m))')
+# The contract's share and disk modules, and ext4 (with its checksum) for
+# volumes.
+wanted="ext4 crc32c_generic $(nix-instantiate --eval --strict --json "$root/nix/lib/contract.nix" -A initrdModules \
+  | tr -c 'A-Za-z0-9_\n' ' ')"
 # modules.dep lines list a module's whole dependency closure.
-files=$(for m in $wanted; do
-  grep -E "/$m\.ko:" "$modules/modules.dep" | tr -d ':' | tr ' ' '\n'
+files_wanted=$(for m in $wanted; do
+  grep -E "/$m\.ko(\.[a-z]+)?:" "$modules/modules.dep" | tr -d ':' | tr ' ' '\n'
 done | sort -u)
-for f in $files; do
+for f in $files_wanted; do
   mkdir -p "$out/$(dirname "$f")"
   cp "$modules/$f" "$out/$f"
   grep -E "^$f:" "$modules/modules.dep" >> "$out/modules.dep"

@@ -36,11 +36,34 @@ rec {
     virtiofs = [ "virtio_pci" "virtiofs" "virtio_blk" ];
   };
 
-  # Mount options for the shares (the guest adds "ro" for the two program shares).
+  # Mount options for the shares. Only the read-only store also gets
+  # storeMountOptions (cache=loose): a writable share cached loosely would
+  # show the guest stale data.
   mountOptions = {
-    "9p" = [ "trans=virtio" "version=9p2000.L" "cache=loose" "msize=512000" ];
+    "9p" = [ "trans=virtio" "version=9p2000.L" "msize=512000" ];
     virtiofs = [ ];
   };
+  storeMountOptions = {
+    "9p" = [ "cache=loose" ];
+    virtiofs = [ ];
+  };
+
+  # The module each share type needs loaded before it mounts (systemd
+  # stage 1 orders the mount after modprobe@MODULE.service).
+  shareModule = { "9p" = "9pnet_virtio"; virtiofs = "virtiofs"; };
+
+  # Limits the manifest's names must meet. A volume's name is its virtio-blk
+  # serial, which holds 20 bytes; a share's tag is a virtio-9p/virtiofs tag,
+  # which holds 36.
+  limits = {
+    volumeName = 20;
+    shareTag = 36;
+    # Largest sizeMiB whose byte count fits in 64 bits.
+    sizeMiB = 17592186044415;
+  };
+  namePattern = "[A-Za-z0-9_-]+";
+  reservedTags = [ layout.storeTag layout.bootTag ];
+  defaultVolumeFsType = "ext4";
 
   # Where a declared volume appears in a VM guest.
   volumeDevice = name: "/dev/disk/by-id/virtio-${name}";
@@ -64,6 +87,7 @@ rec {
         (name: {
           inherit name;
           inherit (volumes.${name}) mountPoint sizeMiB;
+          fsType = volumes.${name}.fsType or defaultVolumeFsType;
         })
         (builtins.attrNames volumes);
       shares = map

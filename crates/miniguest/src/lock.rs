@@ -2,7 +2,9 @@
 //! other. The lock file is never deleted: deleting it would let a waiter
 //! lock an unlinked inode while a newcomer locks a fresh one.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions};
+
+use rustix::fs::{flock, FlockOperation};
 
 use anyhow::{Context, Result};
 
@@ -22,16 +24,16 @@ pub fn lock(layout: &Layout, name: &GuestName) -> Result<GuestLock> {
         .write(true)
         .open(&path)
         .with_context(|| format!("cannot open lock {}", path.display()))?;
-    match file.try_lock() {
+    // flock(2), released when the file closes, as std's File::lock is; rustix
+    // keeps the oldest toolchain this builds with lower.
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => {}
-        Err(TryLockError::WouldBlock) => {
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
             eprintln!("waiting for another miniguest command on guest {name}...");
-            file.lock()
+            flock(&file, FlockOperation::LockExclusive)
                 .with_context(|| format!("cannot lock {}", path.display()))?;
         }
-        Err(TryLockError::Error(e)) => {
-            return Err(e).with_context(|| format!("cannot lock {}", path.display()))
-        }
+        Err(e) => return Err(e).with_context(|| format!("cannot lock {}", path.display())),
     }
     Ok(GuestLock { _file: file })
 }

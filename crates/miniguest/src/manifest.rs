@@ -51,7 +51,21 @@ pub struct Volume {
     pub mount_point: String,
     #[serde(rename = "sizeMiB")]
     pub size_mib: u64,
+    /// The file system Miniguest formats a new VM volume with.
+    #[serde(default = "default_volume_fs")]
+    pub fs_type: String,
 }
+
+pub const DEFAULT_VOLUME_FS: &str = "ext4";
+
+fn default_volume_fs() -> String {
+    DEFAULT_VOLUME_FS.to_owned()
+}
+
+/// A volume's name is its virtio-blk serial, which holds 20 bytes.
+pub const MAX_VOLUME_NAME: usize = 20;
+/// A share's tag is a virtio-9p or virtiofs tag, which holds 36 bytes.
+pub const MAX_SHARE_TAG: usize = 36;
 
 /// A host directory passed through to the guest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,27 +226,36 @@ impl Manifest {
             plain_text(&format!("kernelParams[{i}]"), param)?;
         }
         let reserved = [layout::STORE_TAG, layout::BOOT_TAG];
-        let mut tags: Vec<(String, &str)> = Vec::new();
+        let mut tags: Vec<(String, &str, usize)> = Vec::new();
         for (i, share) in self.shares.iter().enumerate() {
-            tags.push((format!("shares[{i}].tag"), &share.tag));
+            tags.push((format!("shares[{i}].tag"), &share.tag, MAX_SHARE_TAG));
             host_path(&format!("shares[{i}].source"), &share.source)?;
             mount_point(&format!("shares[{i}].mountPoint"), &share.mount_point)?;
         }
         for (i, volume) in self.volumes.iter().enumerate() {
-            tags.push((format!("volumes[{i}].name"), &volume.name));
+            tags.push((format!("volumes[{i}].name"), &volume.name, MAX_VOLUME_NAME));
+            let fs = &volume.fs_type;
+            if fs.is_empty()
+                || fs.len() > 16
+                || !fs
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            {
+                bail!("volumes[{i}].fsType: {fs:?} must be 1-16 characters of [a-z0-9]");
+            }
             mount_point(&format!("volumes[{i}].mountPoint"), &volume.mount_point)?;
             volume
                 .size_bytes()
                 .with_context(|| format!("volumes[{i}].sizeMiB"))?;
         }
-        for (i, (field, tag)) in tags.iter().enumerate() {
-            if !valid_tag(tag) {
-                bail!("{field}: {tag:?} must be 1-36 characters of [A-Za-z0-9_-]");
+        for (i, (field, tag, max)) in tags.iter().enumerate() {
+            if !valid_tag(tag, *max) {
+                bail!("{field}: {tag:?} must be 1-{max} characters of [A-Za-z0-9_-]");
             }
             if reserved.contains(tag) {
                 bail!("{field}: {tag:?} is reserved");
             }
-            if tags[..i].iter().any(|(_, t)| t == tag) {
+            if tags[..i].iter().any(|(_, t, _)| t == tag) {
                 bail!("{field}: {tag:?} is used twice (share tags and volume names share one namespace)");
             }
         }
@@ -383,11 +406,10 @@ fn valid_mac(mac: &str) -> bool {
             .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-// virtio-9p tags are limited to 36 bytes; the same rule keeps volume serials
-// and file names plain.
-fn valid_tag(tag: &str) -> bool {
+// The same characters keep volume serials, tags and file names plain.
+fn valid_tag(tag: &str, max: usize) -> bool {
     !tag.is_empty()
-        && tag.len() <= 36
+        && tag.len() <= max
         && tag
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')

@@ -432,6 +432,38 @@ fn declared_volumes_reach_vm_and_container() {
     assert_eq!(reports[0].store_writable, "no");
 }
 
+/// The README's persistent /var: stage 1 mounts it, so the image must be
+/// formatted before the first boot. Plain QEMU (9p) and libvirt (virtiofs).
+#[test]
+fn a_volume_at_var_boots_the_first_time() {
+    if missing(&[libvirt_needed()]).is_some() {
+        return;
+    }
+    let env = standin::env();
+    let name = unique_name("vmvar");
+    install(&env, "vmvar", &name);
+    let reports = run_to_reports(&env, &name, &env.path("run.log"));
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(reports[0].var, "ext4", "{reports:?}");
+
+    let name = unique_name("vmvarfs");
+    install(&env, "vmvarfs", &name);
+    let log = env.path(&format!("{name}.log"));
+    let domain = Domain(name.clone());
+    let out = env.run(&[
+        "create",
+        &name,
+        "--define",
+        "--console-log",
+        log.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    domain.start();
+    let reports = wait_for_reports(&log, 1, BOOT_TIMEOUT);
+    assert_eq!(reports[0].var, "ext4", "{reports:?}");
+    assert_program_read_only(&reports[0]);
+}
+
 #[test]
 fn libvirt_gives_a_declared_volume_as_a_disk_and_the_printed_command_creates_it() {
     let Some((env, name)) = installed_standin("vmvol", "vmvol", &[libvirt_needed()]) else {

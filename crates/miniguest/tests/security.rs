@@ -242,7 +242,10 @@ fn the_nspawn_script_never_chowns_through_a_link_the_container_planted() {
     let stubs = common::stub_dir(&env, &["systemd-nspawn"]);
     let ran = std::process::Command::new("sh")
         .args(["-c", &stdout(&out)])
-        .env("PATH", format!("{}:/usr/bin:/bin", stubs.display()))
+        .env(
+            "PATH",
+            format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", stubs.display()),
+        )
         .output()
         .unwrap();
     assert!(ran.status.success(), "{}", stderr(&ran));
@@ -329,7 +332,10 @@ fn volume_images_are_private_and_sizes_checked() {
     assert!(out.status.success(), "{}", stderr(&out));
     let ran = std::process::Command::new("sh")
         .args(["-c", &stdout(&out)])
-        .env("PATH", format!("{}:/usr/bin:/bin", stubs.display()))
+        .env(
+            "PATH",
+            format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", stubs.display()),
+        )
         .output()
         .unwrap();
     assert!(ran.status.success(), "{}", stderr(&ran));

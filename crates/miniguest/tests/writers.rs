@@ -73,6 +73,7 @@ fn spec(container: bool, h: &[String]) -> GuestSpec {
         name: "v".into(),
         mount_point: format!("/{}", h[3]),
         size_mib: 1,
+        fs_type: "ext4".into(),
     }];
     spec.interfaces = vec![Interface {
         kind: InterfaceType::Bridge,

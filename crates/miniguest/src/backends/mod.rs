@@ -116,6 +116,13 @@ impl GuestSpec {
                 .open(&path)
                 .with_context(|| format!("cannot create {}", path.display()))?;
             file.set_len(size)?;
+            drop(file);
+            // Formatted here, not in the guest: NixOS's scripted stage 1
+            // mounts /var and the like but never formats them.
+            if let Err(e) = format_volume(volume, &path) {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -134,8 +141,9 @@ impl GuestSpec {
         ));
         for volume in &self.manifest.volumes {
             let image = quote(path_str(&self.volume_image(volume))?).into_owned();
+            let mkfs = crate::formats::shell::join(&mkfs_argv(volume, &self.volume_image(volume))?);
             script.push_str(&format!(
-                "[ -e {image} ] || (umask 077 && truncate -s {} {image})\n",
+                "[ -e {image} ] || {{ (umask 077 && truncate -s {} {image}) && {mkfs}; }}\n",
                 volume.size_bytes()?
             ));
         }
@@ -151,6 +159,32 @@ impl GuestSpec {
         }
         Ok(())
     }
+}
+
+fn mkfs_argv(volume: &Volume, image: &Path) -> Result<Vec<String>> {
+    Ok(vec![
+        format!("mkfs.{}", volume.fs_type),
+        "-q".into(),
+        path_str(image)?.to_owned(),
+    ])
+}
+
+fn format_volume(volume: &Volume, image: &Path) -> Result<()> {
+    let argv = mkfs_argv(volume, image)?;
+    let out = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {} to format volume {}", argv[0], volume.name))?;
+    if !out.status.success() {
+        bail!(
+            "{} could not format volume {}: {}",
+            argv[0],
+            volume.name,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
 }
 
 /// A directory shared with the guest over virtio (9p or virtiofs).

@@ -121,6 +121,8 @@ pub struct Report {
     pub remount: String,
     pub disks: String,
     pub state_writable: String,
+    /// The file system type mounted at /var, or "none".
+    pub var: String,
 }
 
 fn field(line: &str, key: &str) -> String {
@@ -150,6 +152,7 @@ pub fn reports(console: &str) -> Vec<Report> {
                     boot_writable: field(line, "boot-writable"),
                     remount: field(line, "store-writable-after-remount"),
                     disks: state.map_or("?".into(), |s| field(s, "disks")),
+                    var: state.map_or("?".into(), |s| field(s, "var")),
                     state_writable: state
                         .take()
                         .map_or("?".into(), |s| field(s, "state-writable")),

@@ -1,0 +1,14 @@
+# What the stand-in guest boots, when the test harness has put it beside the
+# model (scripts/standin-flake.sh does): Debian's kernel, a static busybox
+# and the kernel modules stage 1 loads. Without them the model still
+# evaluates; only building a guest's toplevel needs them.
+let
+  dir = ./files;
+  missing = name: builtins.toFile "missing-${name}" "run scripts/standin-flake.sh to provide the stand-in's ${name}";
+  pick = name: if builtins.pathExists (dir + "/${name}") then dir + "/${name}" else missing name;
+in
+{
+  kernel = pick "vmlinuz";
+  busybox = pick "busybox";
+  modules = pick "modules";
+}

@@ -1,0 +1,171 @@
+# Declarations of the NixOS options Miniguest's modules read or set, with
+# NixOS's own names, types and defaults (from nixpkgs' nixos/modules:
+# tasks/filesystems.nix, system/boot/kernel.nix, system/boot/stage-1.nix,
+# system/etc/etc.nix, config/users-groups.nix, tasks/network-interfaces.nix,
+# misc/assertions.nix, system/activation/top-level.nix and systemd's unit
+# options). Only what the modules touch is declared: a module that sets
+# anything else fails here as it would not on NixOS, so the list is kept
+# complete by the tests that evaluate the modules.
+{ lib, ... }:
+let
+  inherit (lib) mkOption types;
+
+  isNonEmpty = s: (builtins.match "[ \t\n]*" s) == null;
+  nonEmptyStr = types.addCheck types.str isNonEmpty // { description = "non-empty string"; };
+  nonEmptyWithoutTrailingSlash = types.addCheck types.str
+    (s: isNonEmpty s && (builtins.match ".+/" s) == null);
+
+  fileSystemOpts = { name, config, ... }: {
+    options = {
+      enable = mkOption { type = types.bool; default = true; };
+      mountPoint = mkOption { type = nonEmptyWithoutTrailingSlash; default = name; };
+      device = mkOption { type = types.nullOr nonEmptyStr; default = null; };
+      fsType = mkOption { type = nonEmptyStr; default = "auto"; };
+      options = mkOption { type = types.nonEmptyListOf nonEmptyStr; default = [ "defaults" ]; };
+      depends = mkOption { type = types.listOf nonEmptyWithoutTrailingSlash; default = [ ]; };
+      label = mkOption { type = types.nullOr nonEmptyStr; default = null; };
+      autoFormat = mkOption { type = types.bool; default = false; };
+      autoResize = mkOption { type = types.bool; default = false; };
+      noCheck = mkOption { type = types.bool; default = false; };
+      neededForBoot = mkOption { type = types.bool; default = false; };
+    };
+    config = {
+      device = lib.mkIf (lib.elem config.fsType [ "proc" "sysfs" "tmpfs" "ramfs" "devtmpfs" "devpts" ])
+        (lib.mkDefault config.fsType);
+      options = lib.mkMerge [
+        (lib.mkIf config.autoResize [ "x-systemd.growfs" ])
+        (lib.mkIf config.autoFormat [ "x-systemd.makefs" ])
+      ];
+    };
+  };
+
+  # systemd.services.<name>: the unit options the host module uses.
+  serviceOpts = { name, ... }: {
+    options = {
+      enable = mkOption { type = types.bool; default = true; };
+      description = mkOption { type = types.singleLineStr; default = ""; };
+      wantedBy = mkOption { type = types.listOf types.str; default = [ ]; };
+      requiredBy = mkOption { type = types.listOf types.str; default = [ ]; };
+      after = mkOption { type = types.listOf types.str; default = [ ]; };
+      before = mkOption { type = types.listOf types.str; default = [ ]; };
+      wants = mkOption { type = types.listOf types.str; default = [ ]; };
+      requires = mkOption { type = types.listOf types.str; default = [ ]; };
+      restartTriggers = mkOption { type = types.listOf types.unspecified; default = [ ]; };
+      restartIfChanged = mkOption { type = types.bool; default = true; };
+      path = mkOption { type = types.listOf (types.oneOf [ types.package types.str ]); default = [ ]; };
+      environment = mkOption { type = types.attrsOf (types.nullOr (types.oneOf [ types.str types.path types.package ])); default = { }; };
+      serviceConfig = mkOption { type = types.attrsOf types.unspecified; default = { }; };
+      script = mkOption { type = types.lines; default = ""; };
+      preStart = mkOption { type = types.lines; default = ""; };
+    };
+  };
+
+  subordinateUidRange = {
+    options = {
+      startUid = mkOption { type = types.int; };
+      count = mkOption { type = types.int; default = 1; };
+    };
+  };
+  subordinateGidRange = {
+    options = {
+      startGid = mkOption { type = types.int; };
+      count = mkOption { type = types.int; default = 1; };
+    };
+  };
+in
+{
+  options = {
+    assertions = mkOption {
+      type = types.listOf types.unspecified;
+      internal = true;
+      default = [ ];
+    };
+    warnings = mkOption {
+      type = types.listOf types.str;
+      internal = true;
+      default = [ ];
+    };
+
+    boot = {
+      kernelParams = mkOption {
+        type = types.listOf (types.strMatching ''([^"[:space:]]|"[^"]*")+'' // {
+          name = "kernelParam";
+          description = "string, with spaces inside double quotes";
+        });
+        default = [ ];
+      };
+      kernelModules = mkOption { type = types.listOf types.str; default = [ ]; };
+      isContainer = mkOption { type = types.bool; default = false; };
+      postBootCommands = mkOption { type = types.lines; default = ""; };
+      loader.grub.enable = mkOption { type = types.bool; default = true; };
+      initrd = {
+        availableKernelModules = mkOption { type = types.listOf types.str; default = [ ]; };
+        kernelModules = mkOption { type = types.listOf types.str; default = [ ]; };
+        systemd.enable = mkOption { type = types.bool; default = false; };
+      };
+    };
+
+    fileSystems = mkOption {
+      type = types.attrsOf (types.submodule fileSystemOpts);
+      default = { };
+      apply = lib.filterAttrs (_: fs: fs.enable);
+    };
+
+    networking.hostName = mkOption {
+      type = types.strMatching "^$|^[[:alnum:]]([[:alnum:]_-]{0,61}[[:alnum:]])?$";
+      default = "nixos";
+    };
+
+    environment = {
+      systemPackages = mkOption { type = types.listOf types.package; default = [ ]; };
+      etc = mkOption {
+        default = { };
+        type = types.attrsOf (types.submodule ({ name, config, ... }: {
+          options = {
+            enable = mkOption { type = types.bool; default = true; };
+            target = mkOption { type = types.str; default = name; };
+            text = mkOption { type = types.nullOr types.lines; default = null; };
+            source = mkOption { type = types.path; };
+            mode = mkOption { type = types.str; default = "symlink"; };
+          };
+        }));
+      };
+    };
+
+    systemd.services = mkOption {
+      type = types.attrsOf (types.submodule serviceOpts);
+      default = { };
+    };
+
+    users.users = mkOption {
+      default = { };
+      type = types.attrsOf (types.submodule {
+        options = {
+          subUidRanges = mkOption { type = types.listOf (types.submodule subordinateUidRange); default = [ ]; };
+          subGidRanges = mkOption { type = types.listOf (types.submodule subordinateGidRange); default = [ ]; };
+          autoSubUidGidRange = mkOption { type = types.bool; default = false; };
+        };
+      });
+    };
+
+    nix.package = mkOption { type = types.package; };
+    services.getty.autologinUser = mkOption { type = types.nullOr types.str; default = null; };
+    virtualisation.libvirtd.enable = mkOption { type = types.bool; default = false; };
+    virtualisation.lxc.enable = mkOption { type = types.bool; default = false; };
+
+    system = {
+      build = mkOption {
+        default = { };
+        type = types.submoduleWith {
+          modules = [{ freeformType = with types; lazyAttrsOf (uniq unspecified); }];
+        };
+      };
+      name = mkOption { type = types.str; };
+      stateVersion = mkOption { type = types.str; default = "26.05"; };
+      nixos.label = mkOption {
+        type = types.strMatching "[a-zA-Z0-9:_\\.-]*";
+        default = "26.05";
+      };
+    };
+  };
+}
