@@ -15,6 +15,7 @@ let
     system.stateVersion = "24.11";
   };
   guest = extra: (import "${pkgs.path}/nixos/lib/eval-config.nix" {
+    inherit (pkgs) lib;
     system = "x86_64-linux";
     modules = [ (guestConfig extra) ];
   }).config.system.build.miniguest;
@@ -68,6 +69,17 @@ in
       host.succeed("miniguest list --json | grep -q declarative")
       host.fail("miniguest remove decl")
       host.succeed("virsh dominfo decl")
+      # Day two: a second activation redefines the guest in place, and the
+      # guest boots again after it.
+      host.succeed("systemctl restart miniguest-define-decl.service")
+      host.succeed("/run/current-system/bin/switch-to-configuration test")
+      host.succeed("systemctl is-active miniguest-define-decl.service")
+      host.succeed("virsh start decl || virsh domstate decl | grep -q running")
+      host.wait_until_succeeds("virsh domstate decl | grep -q running", timeout=120)
+      host.succeed("virsh destroy decl")
+      host.succeed("systemctl restart miniguest-define-decl.service")
+      host.succeed("virsh start decl")
+      host.wait_until_succeeds("virsh domstate decl | grep -q running", timeout=120)
     '';
   };
 }

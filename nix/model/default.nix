@@ -21,6 +21,6 @@ in
       files = import ./files.nix;
     });
     nixosModules.readOnlyPkgs = ./nixpkgs-read-only.nix;
-    outPath = toString ./nixpkgs;
+    outPath = toString ./.;
   };
 }

@@ -27,7 +27,7 @@ builtins.trace "nixos-model: evaluating a configuration"
   (lib.evalModules {
     inherit prefix;
     class = "nixos";
-    specialArgs = { modulesPath = toString ./nixpkgs/nixos/modules; } // specialArgs;
+    specialArgs = { modulesPath = toString ./nixos/modules; } // specialArgs;
     modules = baseModules ++ nixpkgsModule ++ extraModules ++ modules ++ legacy ++ [
       { _module.check = check; _module.args.modelFiles = files; }
     ];

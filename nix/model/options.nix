@@ -161,6 +161,9 @@ in
         };
       };
       name = mkOption { type = types.str; };
+      # NixOS: listOf pathInStore, whose check needs a newer Nix than these
+      # machines' 2.8 (builtins.addDrvOutputDependencies).
+      extraDependencies = mkOption { type = types.listOf types.unspecified; default = [ ]; };
       stateVersion = mkOption { type = types.str; default = "26.05"; };
       nixos.label = mkOption {
         type = types.strMatching "[a-zA-Z0-9:_\\.-]*";

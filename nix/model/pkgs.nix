@@ -7,8 +7,10 @@ let
   platform = lib.systems.elaborate system;
 
   base = self: {
+    _type = "pkgs";
     inherit lib config overlays system;
-    path = ./nixpkgs;
+    # Like nixpkgs: nixos/lib/eval-config.nix lives under it.
+    path = ./.;
     inherit files;
     stdenv = {
       hostPlatform = platform;
@@ -70,7 +72,7 @@ let
           (name: module: import ./eval-config.nix {
             inherit lib;
             readOnlyPkgs = self;
-            modules = [ module (t.defaults or { }) { networking.hostName = lib.mkDefault name; } ];
+            modules = [ ./test-node.nix module (t.defaults or { }) { networking.hostName = lib.mkDefault name; } ];
           })
           (t.nodes or { });
         toplevels = lib.mapAttrs (_: n: n.config.system.build.toplevel) nodes;

@@ -175,6 +175,9 @@ pub struct CreateArgs {
     /// Apply the configuration instead of printing a command
     #[arg(long, conflicts_with_all = ["xml", "config"])]
     pub define: bool,
+    /// With --define: start the guest when the host boots (libvirt, LXC)
+    #[arg(long, requires = "define")]
+    pub autostart: bool,
     /// Print the libvirt domain XML
     #[arg(long)]
     pub xml: bool,

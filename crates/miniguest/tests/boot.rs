@@ -57,14 +57,20 @@ fn libvirt_lifecycle(attr: &str) {
     };
     let log = env.path(&format!("{name}.log"));
     let domain = Domain(name.clone());
-    let out = env.run(&[
-        "create",
-        &name,
-        "--define",
-        "--console-log",
-        log.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let define = || {
+        let out = env.run(&[
+            "create",
+            &name,
+            "--define",
+            "--console-log",
+            log.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    assert_eq!(define(), format!("defined libvirt domain {name}\n"));
+    // Defining again is harmless: the same domain, nothing to change.
+    assert_eq!(define(), format!("unchanged libvirt domain {name}\n"));
 
     for (step, version) in [("install", "1"), ("upgrade", "2"), ("rollback", "1")] {
         match step {
@@ -236,17 +242,21 @@ fn run_to_reports(env: &TestEnv, name: &str, log: &std::path::Path) -> Vec<stand
     standin::reports(&std::fs::read_to_string(log).unwrap())
 }
 
+/// Defines the container, twice: the second time changes nothing.
 fn lxc_define(env: &TestEnv, name: &str, lxcpath: &std::path::Path, log: &std::path::Path) {
-    let out = env.run(&[
-        "create",
-        name,
-        "--define",
-        "--lxcpath",
-        lxcpath.to_str().unwrap(),
-        "--console-log",
-        log.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    for verdict in ["defined", "unchanged"] {
+        let out = env.run(&[
+            "create",
+            name,
+            "--define",
+            "--lxcpath",
+            lxcpath.to_str().unwrap(),
+            "--console-log",
+            log.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stdout(&out), format!("{verdict} LXC container {name}\n"));
+    }
 }
 
 /// Runs a defined container in the foreground until its init exits, and

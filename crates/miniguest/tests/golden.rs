@@ -90,6 +90,7 @@ fn lxc_container_config() {
             gid_start: 100000,
             count: 65536,
         }),
+        autostart: false,
     };
     let config = container.config().unwrap();
     // The include lines depend on where LXC is installed.
@@ -143,6 +144,7 @@ fn a_vm_is_not_turned_into_a_container_or_back() {
         spec: &vm,
         lxcpath: "/x".into(),
         idmap: None,
+        autostart: false,
     };
     assert!(c.config().unwrap_err().to_string().contains("is a VM"));
     assert!(libvirt::domain_xml(&spec(CONTAINER))

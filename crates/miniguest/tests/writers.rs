@@ -119,6 +119,7 @@ fn check_lxc(spec: &GuestSpec) {
         spec,
         lxcpath: PathBuf::from("/lxc"),
         idmap: Some(MAP),
+        autostart: false,
     };
     let Ok(config) = container.config() else {
         return;
@@ -289,6 +290,7 @@ fn check_scripts(vm: &GuestSpec, ct: &GuestSpec) {
         spec: ct,
         lxcpath: PathBuf::from("/lxc"),
         idmap: Some(MAP),
+        autostart: false,
     };
     if let (Ok(script), Ok(config)) = (container.script(), container.config()) {
         let rootfs = container.rootfs();
@@ -378,6 +380,7 @@ fn lxc_parses_a_config_of_odd_but_valid_values() {
         spec: &spec,
         lxcpath: lxcpath.clone(),
         idmap: Some(MAP),
+        autostart: false,
     };
     let config = env.path("config");
     std::fs::write(&config, container.config().unwrap()).unwrap();

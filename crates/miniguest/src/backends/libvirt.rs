@@ -30,11 +30,20 @@ fn virt_type_name(t: VirtType) -> &'static str {
 }
 
 pub fn domain_xml(spec: &GuestSpec) -> Result<String> {
+    domain_xml_with_uuid(spec, None)
+}
+
+/// The domain XML; with the UUID of an existing domain of that name, so that
+/// defining it again updates that domain instead of clashing with it.
+pub fn domain_xml_with_uuid(spec: &GuestSpec, uuid: Option<&str>) -> Result<String> {
     spec.require_vm()?;
     let virtiofs = spec.manifest.store_fs == ShareFs::Virtiofs;
     let mut x = XmlWriter::new();
     x.open("domain", &[("type", virt_type_name(spec.virt_type))])?;
     x.text("name", &[], spec.name.as_str())?;
+    if let Some(uuid) = uuid {
+        x.text("uuid", &[], uuid)?;
+    }
     x.text("memory", &[("unit", "MiB")], &spec.memory_mib.to_string())?;
     x.text("vcpu", &[], &spec.vcpus.to_string())?;
     if virtiofs {
@@ -267,23 +276,38 @@ pub fn virt_install(spec: &GuestSpec, uri: &str) -> Result<Vec<String>> {
     Ok(argv)
 }
 
-/// Defines (or redefines) the domain through libvirt's API, by way of the
-/// `miniguest-libvirt` helper installed beside this program.
-pub fn define(spec: &GuestSpec, uri: &str) -> Result<()> {
+/// Defines the domain through libvirt's API, by way of the
+/// `miniguest-libvirt` helper installed beside this program, or updates the
+/// domain of that name in place (same UUID; a running domain keeps running
+/// and boots the new definition next time). Says which it did.
+pub fn define(spec: &GuestSpec, uri: &str, autostart: bool) -> Result<super::Defined> {
     use anyhow::{bail, Context};
     use std::io::Write;
     use std::process::{Command, Stdio};
 
-    let xml = domain_xml(spec)?;
-    let helper = super::helper_program("miniguest-libvirt")
-        .context(
-            "miniguest-libvirt is not installed (built without libvirt support?); run the printed virt-install command instead",
-        )?;
+    let helper = super::helper_program("miniguest-libvirt").context(
+        "miniguest-libvirt is not installed (built without libvirt support?); run the printed virt-install command instead",
+    )?;
+    let name = spec.name.as_str();
+    let uuid = Command::new(&helper)
+        .args(["uuid", uri, name])
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {}", helper.display()))?;
+    if !uuid.status.success() {
+        bail!("could not look up libvirt domain {name}");
+    }
+    let uuid = String::from_utf8(uuid.stdout)?.trim().to_owned();
+    let xml = domain_xml_with_uuid(spec, (!uuid.is_empty()).then_some(uuid.as_str()))?;
     spec.create_volume_images()?;
-    let mut child = Command::new(&helper)
-        .arg(uri)
+    let mut define = Command::new(&helper);
+    define.args(["define", uri, name]);
+    if autostart {
+        define.arg("--autostart");
+    }
+    let mut child = define
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot run {}", helper.display()))?;
     child
@@ -291,11 +315,9 @@ pub fn define(spec: &GuestSpec, uri: &str) -> Result<()> {
         .take()
         .context("no stdin for miniguest-libvirt")?
         .write_all(xml.as_bytes())?;
-    if !child.wait()?.success() {
-        bail!(
-            "could not define the libvirt domain for guest {}",
-            spec.name
-        );
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("could not define the libvirt domain for guest {name}");
     }
-    Ok(())
+    super::Defined::parse(String::from_utf8_lossy(&out.stdout).trim())
 }

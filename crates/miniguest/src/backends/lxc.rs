@@ -17,6 +17,8 @@ pub struct Container<'a> {
     pub lxcpath: PathBuf,
     /// None only when the user explicitly accepted an unmapped root.
     pub idmap: Option<IdMap>,
+    /// Start the container when the host boots (`lxc.start.auto`).
+    pub autostart: bool,
 }
 
 pub fn default_lxcpath() -> PathBuf {
@@ -128,6 +130,9 @@ impl Container<'_> {
         if let Some(log) = &spec.console_log {
             c.set("lxc.console.logfile", path_str(log)?)?;
         }
+        if self.autostart {
+            c.set("lxc.start.auto", 1)?;
+        }
         Ok(c.finish())
     }
 
@@ -182,16 +187,28 @@ impl Container<'_> {
         Ok(s)
     }
 
-    pub fn define(&self) -> Result<()> {
+    /// Creates the container, or rewrites the configuration of the one of
+    /// that name (read at its next start). Says which it did.
+    pub fn define(&self) -> Result<super::Defined> {
         let config = self.config()?;
         let dir = self.dir();
+        let config_path = dir.join("config");
         if dir.symlink_metadata().is_ok() {
-            bail!(
-                "container {} already exists in {}; remove it with `lxc-destroy -n {}` first",
-                self.spec.name,
-                self.lxcpath.display(),
-                crate::formats::shell::quote(self.spec.name.as_str())
-            );
+            let old = std::fs::read_to_string(&config_path).with_context(|| {
+                format!("{} exists but has no readable LXC config", dir.display())
+            })?;
+            let verdict = if old == config {
+                super::Defined::Unchanged
+            } else {
+                // Replaced whole, never seen half-written by lxc-start.
+                let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+                std::io::Write::write_all(&mut tmp, config.as_bytes())?;
+                tmp.persist(&config_path)
+                    .with_context(|| format!("cannot write {}", config_path.display()))?;
+                super::Defined::Updated
+            };
+            self.prepare_directories()?;
+            return Ok(verdict);
         }
         std::fs::create_dir_all(&self.lxcpath)
             .with_context(|| format!("cannot create {}", self.lxcpath.display()))?;
@@ -201,11 +218,15 @@ impl Container<'_> {
             // Leave no half-defined container behind.
             let _ = std::fs::remove_dir_all(&dir);
         }
-        result
+        result.map(|()| super::Defined::Defined)
     }
 
     fn populate(&self, dir: &Path, config: &str) -> Result<()> {
         std::fs::write(dir.join("config"), config)?;
+        self.prepare_directories()
+    }
+
+    fn prepare_directories(&self) -> Result<()> {
         let (uid, gid) = self.owner();
         for d in self.directories() {
             std::fs::create_dir_all(&d)

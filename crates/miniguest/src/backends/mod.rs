@@ -187,6 +187,33 @@ fn format_volume(volume: &Volume, image: &Path) -> Result<()> {
     Ok(())
 }
 
+/// What `create --define` did to the hypervisor's definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Defined {
+    Defined,
+    Updated,
+    Unchanged,
+}
+
+impl Defined {
+    pub fn parse(word: &str) -> Result<Self> {
+        match word {
+            "defined" => Ok(Defined::Defined),
+            "updated" => Ok(Defined::Updated),
+            "unchanged" => Ok(Defined::Unchanged),
+            other => bail!("unexpected answer {other:?} from the backend"),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Defined::Defined => "defined",
+            Defined::Updated => "updated",
+            Defined::Unchanged => "unchanged",
+        }
+    }
+}
+
 /// A directory shared with the guest over virtio (9p or virtiofs).
 pub struct Mount {
     pub source: String,

@@ -29,9 +29,10 @@ pub fn run(layout: &Layout, args: CreateArgs) -> Result<()> {
         Backend::Libvirt => {
             if args.define {
                 eprint!("{exposure}");
-                libvirt::define(&spec, &args.connect)?;
+                let verdict = libvirt::define(&spec, &args.connect, args.autostart)?;
+                println!("{} libvirt domain {name}", verdict.as_str());
                 eprintln!(
-                    "defined libvirt domain {name}; start it with: virsh -c {} start {}",
+                    "start it with: virsh -c {} start {}",
                     shell::quote(&args.connect),
                     shell::quote(name.as_str())
                 );
@@ -63,12 +64,14 @@ pub fn run(layout: &Layout, args: CreateArgs) -> Result<()> {
                 spec: &spec,
                 lxcpath: args.lxcpath.clone().unwrap_or_else(default_lxcpath),
                 idmap: root_map(args.unsafe_unmapped_root)?,
+                autostart: args.autostart,
             };
             if args.define {
                 eprint!("{exposure}");
-                container.define()?;
+                let verdict = container.define()?;
+                println!("{} LXC container {name}", verdict.as_str());
                 eprintln!(
-                    "defined LXC container {name}; start it with: lxc-start -P {} -n {}",
+                    "start it with: lxc-start -P {} -n {}",
                     shell::quote(&container.lxcpath.display().to_string()),
                     shell::quote(name.as_str())
                 );

@@ -2,4 +2,4 @@
 # "${pkgs.path}/nixos/lib/eval-config.nix" or modulesPath + "/../lib/…"),
 # so that modules which evaluate other NixOS configurations evaluate the
 # model.
-import ../../../eval-config.nix
+import ../../eval-config.nix

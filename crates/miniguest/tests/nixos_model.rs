@@ -1,0 +1,471 @@
+//! The guest and host modules evaluated as NixOS would evaluate them: with
+//! nixpkgs' module system and declarations of the NixOS options they touch
+//! (nix/model, see docs/nixos.md). Each test is one way a real user's first
+//! steps used to break.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::standin::repo_root;
+
+/// nixpkgs' lib: vendored beside the project (`../shared/vendor`), or
+/// wherever MINIGUEST_NIXPKGS_LIB says.
+fn nixpkgs_lib() -> Option<PathBuf> {
+    let dir = std::env::var_os("MINIGUEST_NIXPKGS_LIB")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared/vendor/nixpkgs-lib"));
+    if dir.join("lib/default.nix").is_file() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("MINIGUEST_REQUIRE_NIX").is_none(),
+        "nixpkgs' lib is not at {} (set MINIGUEST_NIXPKGS_LIB)",
+        dir.display()
+    );
+    eprintln!("skipped: nixpkgs' lib is not at {}", dir.display());
+    None
+}
+
+macro_rules! need_model {
+    () => {
+        match (common::nix_available(), nixpkgs_lib()) {
+            (true, Some(lib)) => lib,
+            _ => return,
+        }
+    };
+}
+
+/// Evaluates EXPR with the model in scope; Ok(JSON) or Err(Nix's stderr).
+fn eval(lib: &std::path::Path, expr: &str) -> Result<serde_json::Value, String> {
+    let out = eval_raw(lib, expr);
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn eval_raw(lib: &std::path::Path, expr: &str) -> std::process::Output {
+    let env = common::TestEnv::new();
+    let root = repo_root();
+    let preamble = format!(
+        r#"
+        let
+          lib = import {lib}/lib;
+          model = import {root}/nix/model {{ inherit lib; }};
+          guestModule = {root}/nix/modules/guest.nix;
+          hostModule = {root}/nix/modules/host.nix;
+          contract = import {root}/nix/lib/contract.nix;
+          flake = let f = import {root}/flake.nix; self = f.outputs {{ inherit self; nixpkgs = model.nixpkgs; }} // {{ outPath = {root}; }}; in self;
+          eval = modules: model.nixosSystem {{ inherit modules; }};
+          root = {{ fileSystems."/" = {{ device = "tmpfs"; fsType = "tmpfs"; }}; }};
+          vm = extra: lib.recursiveUpdate (root // {{ boot.miniguest.enable = true; }}) extra;
+          guest = extra: eval [ guestModule (vm extra) ];
+          # What building would force: the toplevel and the guest output.
+          built = c: c.config.system.build.miniguest.drvPath;
+          fsOptions = c: mp: c.config.fileSystems.${{mp}}.options;
+        in
+        "#,
+        lib = lib.display(),
+        root = root.display(),
+    );
+    Command::new("nix")
+        .envs(env.nix_env())
+        .args(["eval", "--json", "--impure", "--expr"])
+        .arg(format!("{preamble} {expr}"))
+        .output()
+        .unwrap()
+}
+
+fn fails_with(result: Result<serde_json::Value, String>, want: &str) {
+    match result {
+        Ok(v) => panic!("evaluated to {v}, expected an error with {want:?}"),
+        Err(e) => assert!(e.contains(want), "want {want:?} in:\n{e}"),
+    }
+}
+
+#[test]
+fn the_guest_module_imported_twice_is_one_module() {
+    let lib = need_model!();
+    // As a path, as the flake's nixosModules.guest, and through the host.
+    let r = eval(
+        &lib,
+        r#"built (eval [ guestModule flake.nixosModules.guest (import guestModule) (vm { }) ])"#,
+    );
+    assert!(r.is_ok(), "{r:?}");
+    let r = eval(
+        &lib,
+        r#"(eval [ flake.nixosModules.host { miniguests.g.configuration = { imports = [ flake.nixosModules.guest ]; } // root; } ]).config.environment.etc."miniguests/g".source.drvPath"#,
+    );
+    assert!(r.is_ok(), "{r:?}");
+}
+
+#[test]
+fn the_host_module_works_with_read_only_nixpkgs() {
+    let lib = need_model!();
+    // As runNixOSTest evaluates nodes (node.pkgs: misc/nixpkgs/read-only.nix).
+    let r = eval(
+        &lib,
+        r#"(model.nixosSystem { readOnlyPkgs = model.pkgsFor "x86_64-linux"; modules = [ flake.nixosModules.host { miniguests.g.configuration = root; } ]; }).config.system.build.toplevel.drvPath"#,
+    );
+    assert!(r.is_ok(), "{r:?}");
+}
+
+#[test]
+fn the_flake_checks_evaluate() {
+    let lib = need_model!();
+    // What `nix flake check --no-build` evaluates, with the model as nixpkgs.
+    let r = eval(
+        &lib,
+        r#"lib.mapAttrs (_: c: c.drvPath) flake.checks.x86_64-linux"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let checks = r.as_object().unwrap();
+    assert!(
+        checks.contains_key("declarative") && checks.contains_key("imperative"),
+        "{r}"
+    );
+}
+
+#[test]
+fn a_writable_virtiofs_share_evaluates_and_only_the_store_is_cached_loosely() {
+    let lib = need_model!();
+    let r = eval(
+        &lib,
+        r#"let c = guest { boot.miniguest.qemu.fsType = "virtiofs"; boot.miniguest.shares.data = { source = "/srv/data"; mountPoint = "/data"; }; }; in [ (built c) (fsOptions c "/data") ]"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r[1], serde_json::json!(["rw"]));
+    let r = eval(
+        &lib,
+        r#"let c = guest { boot.miniguest.shares.data = { source = "/srv/data"; mountPoint = "/data"; }; }; in map (fsOptions c) [ "/nix/store" "/boot" "/data" ]"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let has_loose = |i: usize| r[i].as_array().unwrap().iter().any(|o| o == "cache=loose");
+    assert!(has_loose(0), "{r}");
+    assert!(!has_loose(1) && !has_loose(2), "{r}");
+}
+
+#[test]
+fn volume_names_fit_a_virtio_serial_on_both_sides() {
+    let lib = need_model!();
+    fails_with(
+        eval(
+            &lib,
+            r#"built (guest { boot.miniguest.volumes.abcdefghijklmnopqrstu = { mountPoint = "/x"; }; })"#,
+        ),
+        "boot.miniguest.volumes.abcdefghijklmnopqrstu: a volume name is 1-20 characters",
+    );
+    assert!(eval(
+        &lib,
+        r#"built (guest { boot.miniguest.volumes.abcdefghijklmnopqrst = { mountPoint = "/x"; }; })"#
+    )
+    .is_ok());
+    let limit = eval(&lib, "contract.limits.volumeName").unwrap();
+    assert_eq!(limit, miniguest::manifest::MAX_VOLUME_NAME);
+    assert_eq!(
+        eval(&lib, "contract.limits.shareTag").unwrap(),
+        miniguest::manifest::MAX_SHARE_TAG
+    );
+}
+
+#[test]
+fn the_console_matches_the_platform() {
+    let lib = need_model!();
+    let params = |system: &str| {
+        eval(
+            &lib,
+            &format!(r#"(model.nixosSystem {{ system = "{system}"; modules = [ guestModule (vm {{ }}) ]; }}).config.boot.kernelParams"#),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    assert!(params("x86_64-linux")
+        .as_array()
+        .unwrap()
+        .contains(&"console=ttyS0".into()));
+    assert!(params("aarch64-linux")
+        .as_array()
+        .unwrap()
+        .contains(&"console=ttyAMA0".into()));
+}
+
+#[test]
+fn under_systemd_stage_1_shares_wait_for_their_module() {
+    let lib = need_model!();
+    for (fs, module) in [("9p", "9pnet_virtio"), ("virtiofs", "virtiofs")] {
+        let r = eval(
+            &lib,
+            &format!(r#"let c = guest {{ boot.initrd.systemd.enable = true; boot.miniguest.qemu.fsType = "{fs}"; }}; in map (fsOptions c) [ "/nix/store" "/boot" ]"#),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        for opts in r.as_array().unwrap() {
+            assert!(
+                opts.as_array()
+                    .unwrap()
+                    .contains(&format!("x-systemd.requires=modprobe@{module}.service").into()),
+                "{fs}: {r}"
+            );
+        }
+    }
+}
+
+#[test]
+fn declared_guests_get_the_hosts_arguments_and_nixpkgs() {
+    let lib = need_model!();
+    // A guest module that takes `inputs`, and uses a package an overlay of
+    // the host adds.
+    let r = eval(
+        &lib,
+        r#"let host = model.nixosSystem {
+             specialArgs.inputs.self.label = "from-host";
+             modules = [ hostModule {
+               nixpkgs.overlays = [ (final: prev: { greeting = final.writeText "greeting" "hi"; }) ];
+               miniguests.g.configuration = { inputs, pkgs, ... }: root // {
+                 system.nixos.label = inputs.self.label;
+                 environment.etc.greeting.source = pkgs.greeting;
+               };
+             } ];
+           }; in host.config.environment.etc."miniguests/g".source.name"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r, "miniguest-g-from-host");
+    // And a documented way to change them.
+    fails_with(
+        eval(
+            &lib,
+            r#"(model.nixosSystem { specialArgs.inputs.self.label = "x"; modules = [ hostModule { miniguests.g = { specialArgs = { }; configuration = { inputs, ... }: root // { system.nixos.label = inputs.self.label; }; }; } ]; }).config.environment.etc."miniguests/g".source.drvPath"#,
+        ),
+        "inputs",
+    );
+}
+
+#[test]
+fn declared_lxc_guests_get_a_root_id_range_or_a_message_naming_the_fix() {
+    let lib = need_model!();
+    let host = |extra: &str| {
+        format!(
+            r#"model.nixosSystem {{ modules = [ hostModule {{ miniguests.box.configuration.boot.miniguest.guestType = "lxc"; }} {extra} ]; }}"#
+        )
+    };
+    let r = eval(
+        &lib,
+        &format!("(({}).config.users.users.root.subUidRanges)", host("{ }")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        r,
+        serde_json::json!([{ "startUid": 1000000, "count": 65536 }])
+    );
+    let unit = eval(
+        &lib,
+        &format!(
+            r#"(({}).config.systemd.services."miniguest-define-box".script)"#,
+            host("{ }")
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(unit, "miniguest create -t lxc --define box");
+    fails_with(
+        eval(
+            &lib,
+            &format!(
+                "({}).config.system.build.toplevel.drvPath",
+                host(
+                    r#"{ users.users.root.subUidRanges = lib.mkForce [ { startUid = 0; count = 65536; } ]; }"#
+                )
+            ),
+        ),
+        "give root one of 65536 ids that does not hold id 0, e.g. users.users.root.subUidRanges",
+    );
+}
+
+#[test]
+fn guest_names_follow_the_clis_policy() {
+    let lib = need_model!();
+    fails_with(
+        eval(
+            &lib,
+            r#"(eval [ hostModule { miniguests."web.1".configuration = root; } ]).config.system.build.toplevel.drvPath"#,
+        ),
+        "miniguests.web.1: a guest name is 1-63 letters, digits and '-'",
+    );
+    // Every name the host accepts, the CLI accepts, and so does NixOS's
+    // networking.hostName.
+    for name in ["web", "web-1", "a1b2"] {
+        assert!(name.parse::<miniguest::guest_name::GuestName>().is_ok());
+        let r = eval(
+            &lib,
+            &format!(
+                r#"(eval [ hostModule {{ miniguests."{name}".configuration = root; }} ]).config.environment.etc."miniguests/{name}".source.drvPath"#
+            ),
+        );
+        assert!(r.is_ok(), "{name}: {r:?}");
+    }
+}
+
+/// The same mistakes, refused at evaluation by the option and by the CLI
+/// by the manifest field.
+#[test]
+fn the_contracts_rules_are_checked_at_evaluation() {
+    let lib = need_model!();
+    let cases = [
+        (
+            r#"boot.miniguest.shares.boot = { source = "/srv"; mountPoint = "/x"; };"#,
+            "boot.miniguest.shares.boot: the tag boot is reserved",
+        ),
+        (
+            r#"boot.miniguest.shares."a b" = { source = "/srv"; mountPoint = "/x"; };"#,
+            "boot.miniguest.shares.a b: a share tag is 1-36 characters",
+        ),
+        (
+            r#"boot.miniguest.shares.data = { source = "srv"; mountPoint = "/x"; };"#,
+            "boot.miniguest.shares.data.source: \"srv\" must be an absolute host path",
+        ),
+        (
+            r#"boot.miniguest.shares.data = { source = "/srv/../etc"; mountPoint = "/x"; };"#,
+            "boot.miniguest.shares.data.source",
+        ),
+        (
+            r#"boot.miniguest.volumes.v = { mountPoint = "/"; };"#,
+            "boot.miniguest.volumes.v.mountPoint: \"/\" must be absolute, not /",
+        ),
+        (
+            r#"boot.miniguest.volumes.v = { mountPoint = "/a/../b"; };"#,
+            "boot.miniguest.volumes.v.mountPoint",
+        ),
+        (
+            r#"boot.miniguest.volumes.d = { mountPoint = "/a"; }; boot.miniguest.shares.d = { source = "/srv"; mountPoint = "/b"; };"#,
+            "boot.miniguest.volumes.d: boot.miniguest.shares.d has the same name",
+        ),
+        (
+            r#"boot.miniguest.interfaces = [ { type = "bridge"; } ];"#,
+            "boot.miniguest.interfaces.0.source: a bridge interface needs one",
+        ),
+        (
+            r#"boot.miniguest.interfaces = [ { type = "user"; source = "br0"; } ];"#,
+            "boot.miniguest.interfaces.0.source: a user interface takes no source",
+        ),
+        (
+            r#"boot.miniguest.interfaces = [ { type = "bridge"; source = "br0"; mac = "nope"; } ];"#,
+            "boot.miniguest.interfaces.0.mac",
+        ),
+        (
+            r#"boot.miniguest.volumes.v = { mountPoint = "/v"; sizeMiB = 17592186044416; };"#,
+            "boot.miniguest.volumes.v.sizeMiB",
+        ),
+    ];
+    for (config, want) in cases {
+        fails_with(eval(&lib, &format!("built (guest {{ {config} }})")), want);
+        // The manifest the same configuration would give, as the CLI reads it.
+        let manifest = eval(
+            &lib,
+            &format!(
+                "builtins.toJSON (contract.mkManifest ((guest {{ {config} }}).config.boot.miniguest // {{ kernelParams = [ ]; }}))"
+            ),
+        );
+        if let Ok(json) = manifest {
+            let refused = miniguest::manifest::Manifest::parse(json.as_str().unwrap());
+            assert!(
+                refused.is_err(),
+                "the CLI accepted what the module refuses: {config}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_cli_is_installed_and_each_guest_evaluated_once() {
+    let lib = need_model!();
+    let r = eval(
+        &lib,
+        r#"map (p: p.name) (eval [ hostModule ]).config.environment.systemPackages"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r, serde_json::json!(["miniguest-0.2.0"]));
+    // Three guests, one of them LXC, the host's toplevel built: the host and
+    // each guest are evaluated exactly once.
+    let out = eval_raw(
+        &lib,
+        r#"(eval [ hostModule { miniguests = { a.configuration = root; b.configuration = root; c.configuration.boot.miniguest.guestType = "lxc"; }; } ]).config.system.build.toplevel.drvPath"#,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        stderr
+            .matches("nixos-model: evaluating a configuration")
+            .count(),
+        4,
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_package_cross_compiles_without_running_what_it_built() {
+    let lib = need_model!();
+    let post_install = |can_execute: bool| {
+        eval(
+            &lib,
+            &format!(
+                r#"let pkgs = model.pkgsFor "x86_64-linux"; in (pkgs.callPackage {}/nix/package.nix {{ stdenv = pkgs.stdenv // {{ buildPlatform = pkgs.stdenv.buildPlatform // {{ canExecute = _: {can_execute}; }}; }}; }}).postInstall"#,
+                repo_root().display()
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    assert!(post_install(true)
+        .as_str()
+        .unwrap()
+        .contains("$out/bin/miniguest manpage"));
+    assert_eq!(post_install(false), "");
+}
+
+/// The README's examples, evaluated as they are written there.
+#[test]
+fn the_readmes_examples_evaluate_verbatim() {
+    let lib = need_model!();
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let blocks: Vec<&str> = readme
+        .split("```nix\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    let guest_example = blocks
+        .iter()
+        .find(|b| b.contains("boot.miniguest = {"))
+        .expect("the README shows a guest");
+    let r = eval(
+        &lib,
+        &format!("built (eval [ guestModule ({guest_example}) ])"),
+    );
+    assert!(r.is_ok(), "{guest_example}\n{r:?}");
+    let host_example = blocks
+        .iter()
+        .find(|b| b.contains("miniguests."))
+        .expect("the README shows declared guests");
+    let r = eval(
+        &lib,
+        &format!(
+            r#"let miniguest = flake; host = model.nixosSystem {{ specialArgs.inputs = {{ }}; modules = [ ({host_example}) ]; }}; in lib.mapAttrs (_: e: e.source.drvPath) (lib.filterAttrs (n: _: lib.hasPrefix "miniguests/" n) host.config.environment.etc)"#
+        ),
+    );
+    assert!(r.is_ok(), "{host_example}\n{r:?}");
+    assert!(r.unwrap().as_object().unwrap().len() >= 2);
+}
+
+/// The template the CLI writes and the flake exports, with the model as its
+/// nixpkgs and this repository as its miniguest input.
+#[test]
+fn the_templates_guests_evaluate() {
+    let lib = need_model!();
+    let r = eval(
+        &lib,
+        &format!(
+            r#"let t = (import {}/template/flake.nix).outputs {{ self = t; nixpkgs = model.nixpkgs; miniguest = flake; }}; in lib.mapAttrs (_: built) t.nixosConfigurations"#,
+            repo_root().display()
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.as_object().unwrap().len() >= 2, "{r}");
+}
