@@ -192,8 +192,8 @@ pub struct CreateArgs {
         default_value = "qemu:///system"
     )]
     pub connect: String,
-    /// LXC: where containers are defined (lxc-create -P)
-    #[arg(long)]
+    /// LXC: where containers are defined (lxc-create -P; default: lxc-config lxc.lxcpath)
+    #[arg(long, env = "MINIGUEST_LXCPATH")]
     pub lxcpath: Option<PathBuf>,
     /// LXC/nspawn: run the container's root as the host's root. The guest can
     /// then write into the host's Nix store. Never do this outside a test rig.
