@@ -240,15 +240,7 @@ fn the_nspawn_script_never_chowns_through_a_link_the_container_planted() {
     assert!(out.status.success(), "{}", stderr(&out));
     // Run it as a user would, with systemd-nspawn itself stubbed out.
     let stubs = common::stub_dir(&env, &["systemd-nspawn"]);
-    let ran = std::process::Command::new("sh")
-        .args(["-c", &stdout(&out)])
-        .env(
-            "PATH",
-            format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", stubs.display()),
-        )
-        .output()
-        .unwrap();
-    assert!(ran.status.success(), "{}", stderr(&ran));
+    run_printed(&stdout(&out), &stubs);
     let meta = std::fs::metadata(&victim).unwrap();
     if nix_running_as_root() {
         assert_eq!(
@@ -258,6 +250,20 @@ fn the_nspawn_script_never_chowns_through_a_link_the_container_planted() {
         );
         assert_eq!(std::fs::metadata(&root).unwrap().uid(), 300000);
     }
+}
+
+/// Runs a printed script as a user would, with the stubbed programs first
+/// on PATH.
+fn run_printed(script: &str, stubs: &Path) {
+    let ran = std::process::Command::new("sh")
+        .args(["-c", script])
+        .env(
+            "PATH",
+            format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", stubs.display()),
+        )
+        .output()
+        .unwrap();
+    assert!(ran.status.success(), "{}", stderr(&ran));
 }
 
 fn nix_running_as_root() -> bool {
@@ -330,15 +336,7 @@ fn volume_images_are_private_and_sizes_checked() {
 
     let out = env.run(&["create", "-t", "qemu", "volume"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let ran = std::process::Command::new("sh")
-        .args(["-c", &stdout(&out)])
-        .env(
-            "PATH",
-            format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", stubs.display()),
-        )
-        .output()
-        .unwrap();
-    assert!(ran.status.success(), "{}", stderr(&ran));
+    run_printed(&stdout(&out), &stubs);
     let meta = std::fs::metadata(&image).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     assert_eq!(meta.len(), 1024 * 1024);
