@@ -106,6 +106,11 @@ let
     echo "STANDIN-STATE disks=$disks state-writable=$state var=''${var:-none}"
     echo "STANDIN-CHECK store-writable=$store boot-writable=$boot store-writable-after-remount=$remount"
     echo "STANDIN-DONE"
+    ${lib.optionalString (lib.elem "standin.stay" config.boot.kernelParams) ''
+      # Keep running until asked to stop (LXC sends SIGPWR to init).
+      trap 'echo STANDIN-STOPPING; exit 0' PWR TERM INT
+      while true; do sleep 1; done
+    ''}
     if [ -z "''${container:-}" ]; then sync; poweroff -f; fi
   '';
 

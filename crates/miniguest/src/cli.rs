@@ -40,8 +40,8 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// List a guest's generations
     Generations(GenerationsArgs),
-    /// Remove a guest (its store paths become garbage)
-    Remove(NameArg),
+    /// Remove a guest and its hypervisor definition (its store paths become garbage)
+    Remove(RemoveArgs),
     /// List installed guests
     List(JsonArg),
     /// Write a flake of example guests into a directory
@@ -50,6 +50,14 @@ pub enum Command {
     Create(CreateArgs),
     /// Boot an installed guest with QEMU, console on this terminal
     Run(RunArgs),
+    /// Start a defined guest through the backend it was defined in
+    Start(NameArg),
+    /// Shut a guest down cleanly and wait (--force kills it)
+    Stop(StopArgs),
+    /// Stop a guest, then start it from its profile's current generation
+    Restart(StopArgs),
+    /// Which guests run, what they booted, and which need a restart
+    Status(StatusArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
     /// Print the man page (roff)
@@ -99,6 +107,37 @@ pub struct NameArg {
 }
 
 #[derive(Debug, Args)]
+pub struct RemoveArgs {
+    pub name: String,
+    /// Stop the guest first if it runs
+    #[arg(long)]
+    pub force: bool,
+    /// Leave the hypervisor's definition in place
+    #[arg(long)]
+    pub keep_definition: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    pub name: String,
+    /// Kill the guest instead of asking it to shut down
+    #[arg(long)]
+    pub force: bool,
+    /// Seconds to wait for a clean shutdown
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Guests to report on (default: every guest)
+    pub names: Vec<String>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct JsonArg {
     /// Print JSON instead of a table
     #[arg(long)]
@@ -122,11 +161,7 @@ pub enum Backend {
     Nspawn,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum VirtType {
-    Kvm,
-    Qemu,
-}
+pub use crate::backends::VirtType;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputForm {
@@ -164,6 +199,21 @@ pub struct HypervisorOptions {
     /// inside the Nix store, `/` or a system directory (repeatable)
     #[arg(long, value_name = "PATH")]
     pub allow_share: Vec<PathBuf>,
+}
+
+impl HypervisorOptions {
+    /// The plain options the backends take.
+    pub fn to_spec_options(&self) -> crate::backends::SpecOptions {
+        crate::backends::SpecOptions {
+            memory: self.memory,
+            vcpus: self.vcpus,
+            virt_type: self.virt_type,
+            network: self.network.clone(),
+            state_dir: self.state_dir.clone(),
+            console_log: self.console_log.clone(),
+            allow_share: self.allow_share.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]

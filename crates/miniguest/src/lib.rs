@@ -2,6 +2,7 @@
 //! profiles, run by real hypervisors with the host's store shared read-only.
 
 pub mod backends;
+pub mod booted;
 pub mod cli;
 pub mod commands;
 pub mod formats;
@@ -13,6 +14,7 @@ pub mod manifest;
 pub mod nix;
 pub mod origin;
 pub mod output;
+pub mod placement;
 pub mod profile;
 
 pub mod store_path;

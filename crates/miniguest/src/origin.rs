@@ -19,13 +19,17 @@ pub fn read(path: &Path) -> Result<Option<Installable>> {
     }
 }
 
+pub fn write(path: &Path, origin: &Installable) -> Result<()> {
+    write_json(path, origin)
+}
+
 /// Written to a temporary file and renamed into place: a reader sees the old
 /// record or the new one, never a torn write.
-pub fn write(path: &Path, origin: &Installable) -> Result<()> {
-    let dir = path.parent().context("origin path has no parent")?;
+pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let dir = path.parent().context("record path has no parent")?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("cannot write in {}", dir.display()))?;
-    serde_json::to_writer_pretty(&mut tmp, origin)?;
+    serde_json::to_writer_pretty(&mut tmp, value)?;
     tmp.write_all(b"\n")?;
     tmp.as_file().sync_all()?;
     tmp.persist(path)

@@ -575,3 +575,127 @@ fn the_host_modules_define_units_survive_a_second_activation() {
         }
     }
 }
+
+fn status(env: &TestEnv, name: &str) -> serde_json::Value {
+    let out = env.run(&["status", name, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    rows[0].clone()
+}
+
+/// Whether Nix would delete the path: `nix-store --delete` refuses a path
+/// that is still reachable from a root. No garbage collection of the whole
+/// store, which other tests build into at the same time.
+fn collectable(env: &TestEnv, path: &str) -> bool {
+    std::process::Command::new("nix-store")
+        .envs(env.nix_env())
+        .args(["--delete", path])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// Day two on one backend: define twice, start, status, upgrade, the
+/// booted closure kept while it runs, restart into the new version, stop,
+/// the old closure collectable, remove undefining.
+fn day_two(attr: &str, extra_define: &[&str], needs: &[(&str, bool)], restart_args: &[&str]) {
+    let Some((env, name)) = installed_standin(attr, attr, needs) else {
+        return;
+    };
+    let log = env.path(&format!("{name}.log"));
+    let _domain = Domain(name.clone());
+    let mut define = vec![
+        "create",
+        name.as_str(),
+        "--define",
+        "--console-log",
+        log.to_str().unwrap(),
+    ];
+    define.extend_from_slice(extra_define);
+    for verdict in ["defined", "unchanged"] {
+        let out = env.run(&define);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).starts_with(verdict), "{}", stdout(&out));
+    }
+    let s = status(&env, &name);
+    assert_eq!(s["state"], "stopped", "{s}");
+
+    let out = env.run(&["start", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reports = wait_for_reports(&log, 1, BOOT_TIMEOUT);
+    assert_eq!(reports.last().unwrap().version, "1");
+    let s = status(&env, &name);
+    assert_eq!(s["state"], "running", "{s}");
+    assert_eq!(s["booted"], s["current"], "{s}");
+    assert_eq!(s["needsRestart"], false, "{s}");
+    let first = s["booted"].as_str().unwrap().to_owned();
+
+    set_version(&env, "2");
+    let out = env.run(&["upgrade", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s = status(&env, &name);
+    assert_eq!(s["needsRestart"], true, "{s}");
+    assert_eq!(s["reasons"], serde_json::json!(["stage2"]), "{s}");
+    assert_eq!(s["booted"], first.as_str());
+
+    // The profile forgets generation 1; the running guest's root keeps it.
+    let deleted = std::process::Command::new("nix-env")
+        .envs(env.nix_env())
+        .arg("--profile")
+        .arg(env.profile(&name))
+        .args(["--delete-generations", "old"])
+        .output()
+        .unwrap();
+    assert!(deleted.status.success(), "{}", stderr(&deleted));
+    assert!(
+        !collectable(&env, &first),
+        "the booted closure was collectable"
+    );
+    assert!(std::path::Path::new(&first).exists());
+
+    let _ = std::fs::remove_file(&log);
+    let mut restart = vec!["restart", name.as_str()];
+    restart.extend_from_slice(restart_args);
+    let out = env.run(&restart);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reports = wait_for_reports(&log, 1, BOOT_TIMEOUT);
+    assert_eq!(reports.last().unwrap().version, "2", "{reports:?}");
+    let s = status(&env, &name);
+    assert_eq!(s["needsRestart"], false, "{s}");
+    assert_eq!(s["booted"], s["current"], "{s}");
+
+    let out = env.run(&["stop", &name, "--force"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s = status(&env, &name);
+    assert_eq!(s["state"], "stopped", "{s}");
+    assert_eq!(s["booted"], serde_json::Value::Null, "{s}");
+    assert!(
+        collectable(&env, &first),
+        "the old closure outlived its guest"
+    );
+
+    let out = env.run(&["remove", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("undefined"), "{}", stdout(&out));
+}
+
+#[test]
+fn day_two_libvirt() {
+    // The stand-in ignores ACPI: a clean stop times out, a forced one kills.
+    day_two("vmstay", &[], &[libvirt_needed()], &["--force"]);
+}
+
+#[test]
+fn day_two_lxc() {
+    if !lxc_ready() {
+        return;
+    }
+    let lxcpath = tempfile::tempdir().unwrap();
+    day_two(
+        "ctstay",
+        &["--lxcpath", lxcpath.path().to_str().unwrap()],
+        &[],
+        &[],
+    );
+}

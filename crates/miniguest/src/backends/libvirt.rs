@@ -5,8 +5,8 @@ use std::fmt::Write;
 
 use anyhow::Result;
 
+use super::VirtType;
 use super::{mounts, path_str, GuestSpec};
-use crate::cli::VirtType;
 use crate::formats::xml::XmlWriter;
 use crate::manifest::{InterfaceType, ShareFs};
 

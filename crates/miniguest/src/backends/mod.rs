@@ -5,6 +5,7 @@
 pub mod exposure;
 pub mod idmap;
 pub mod libvirt;
+pub mod lifecycle;
 pub mod lxc;
 pub mod nspawn;
 pub mod qemu;
@@ -14,11 +15,34 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{HypervisorOptions, VirtType};
 use crate::guest_name::GuestName;
 use crate::layout::{Entry, Layout};
 use crate::manifest::{layout as files, Interface, InterfaceType, Manifest, Volume};
 use crate::store_path::store_dir;
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum VirtType {
+    Kvm,
+    Qemu,
+}
+
+/// How a guest is to be configured, beyond its manifest: what `create` and
+/// `run` were told. Recorded with a defined guest, so that later commands
+/// can tell whether its definition is still what `create` would write.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpecOptions {
+    pub memory: Option<u64>,
+    pub vcpus: Option<u32>,
+    pub virt_type: Option<VirtType>,
+    pub network: Option<String>,
+    pub state_dir: PathBuf,
+    pub console_log: Option<PathBuf>,
+    pub allow_share: Vec<PathBuf>,
+}
 
 /// Everything a backend needs to know about one guest.
 #[derive(Debug, Clone)]
@@ -42,7 +66,7 @@ pub struct GuestSpec {
 }
 
 impl GuestSpec {
-    pub fn resolve(layout: &Layout, name: &GuestName, opts: &HypervisorOptions) -> Result<Self> {
+    pub fn resolve(layout: &Layout, name: &GuestName, opts: &SpecOptions) -> Result<Self> {
         match layout.entry(name)? {
             Entry::Imperative | Entry::Declarative(_) => {}
             Entry::Missing => bail!("guest {name} is not installed"),

@@ -6,8 +6,8 @@ use std::process::{Child, Command};
 
 use anyhow::{bail, Context, Result};
 
+use super::VirtType;
 use super::{find_program, mounts, path_str, GuestSpec, Mount};
-use crate::cli::VirtType;
 use crate::manifest::{InterfaceType, ShareFs};
 
 /// QEMU's option syntax: a comma inside a value is written twice.

@@ -5,6 +5,8 @@
 //! ```text
 //! miniguest-libvirt uuid URI NAME                 prints the domain's UUID, if it exists
 //! miniguest-libvirt define URI NAME [--autostart] < XML   prints defined, updated or unchanged
+//! miniguest-libvirt state URI NAME                prints running, stopped or undefined
+//! miniguest-libvirt start|shutdown|destroy|undefine URI NAME
 //! ```
 
 use std::io::Read;
@@ -74,8 +76,27 @@ fn run() -> Result<()> {
             println!("{verdict}");
             Ok(())
         }
-        _ => bail!(
-            "usage: miniguest-libvirt uuid URI NAME | define URI NAME [--autostart] < domain.xml"
-        ),
+        ["state", uri, name] => {
+            let state = match connect(uri)?.lookup_domain_by_name(name) {
+                Err(_) => "undefined",
+                Ok(domain) if domain.is_active()? => "running",
+                Ok(_) => "stopped",
+            };
+            println!("{state}");
+            Ok(())
+        }
+        [verb @ ("start" | "shutdown" | "destroy" | "undefine"), uri, name] => {
+            let domain = connect(uri)?
+                .lookup_domain_by_name(name)
+                .with_context(|| format!("no libvirt domain {name}"))?;
+            match *verb {
+                "start" => domain.create()?,
+                "shutdown" => domain.shutdown()?,
+                "destroy" => domain.destroy()?,
+                _ => domain.undefine()?,
+            }
+            Ok(())
+        }
+        _ => bail!("usage: miniguest-libvirt uuid|state|start|shutdown|destroy|undefine URI NAME | define URI NAME [--autostart] < domain.xml"),
     }
 }

@@ -3,16 +3,17 @@ use anyhow::{bail, Result};
 use crate::backends::idmap::{self, IdMap};
 use crate::backends::lxc::{default_lxcpath, Container};
 use crate::backends::nspawn::Machine;
-use crate::backends::{exposure, libvirt, qemu, GuestSpec};
+use crate::backends::{exposure, libvirt, lifecycle, qemu, GuestSpec};
 use crate::cli::{Backend, CreateArgs};
 use crate::commands::parse_name;
 use crate::formats::shell;
 use crate::layout::Layout;
 use crate::manifest::GuestType;
+use crate::placement::{self, Location, Placement};
 
 pub fn run(layout: &Layout, args: CreateArgs) -> Result<()> {
     let name = parse_name(&args.name)?;
-    let spec = GuestSpec::resolve(layout, &name, &args.hypervisor)?;
+    let spec = GuestSpec::resolve(layout, &name, &args.hypervisor.to_spec_options())?;
     let backend = args.backend.unwrap_or(match spec.manifest.guest_type {
         GuestType::Qemu => Backend::Libvirt,
         GuestType::Lxc => Backend::Lxc,
@@ -29,13 +30,10 @@ pub fn run(layout: &Layout, args: CreateArgs) -> Result<()> {
         Backend::Libvirt => {
             if args.define {
                 eprint!("{exposure}");
-                let verdict = libvirt::define(&spec, &args.connect, args.autostart)?;
-                println!("{} libvirt domain {name}", verdict.as_str());
-                eprintln!(
-                    "start it with: virsh -c {} start {}",
-                    shell::quote(&args.connect),
-                    shell::quote(name.as_str())
-                );
+                let location = Location::Libvirt {
+                    uri: args.connect.clone(),
+                };
+                define(layout, &spec, &args, location, None)?;
             } else if print_config {
                 emit(&exposure, &libvirt::domain_xml(&spec)?);
             } else {
@@ -68,13 +66,10 @@ pub fn run(layout: &Layout, args: CreateArgs) -> Result<()> {
             };
             if args.define {
                 eprint!("{exposure}");
-                let verdict = container.define()?;
-                println!("{} LXC container {name}", verdict.as_str());
-                eprintln!(
-                    "start it with: lxc-start -P {} -n {}",
-                    shell::quote(&container.lxcpath.display().to_string()),
-                    shell::quote(name.as_str())
-                );
+                let location = Location::Lxc {
+                    lxcpath: container.lxcpath.clone(),
+                };
+                define(layout, &spec, &args, location, container.idmap)?;
             } else if print_config {
                 emit(&exposure, &container.config()?);
             } else {
@@ -92,6 +87,38 @@ pub fn run(layout: &Layout, args: CreateArgs) -> Result<()> {
             emit(&exposure, &machine.script()?);
         }
     }
+    Ok(())
+}
+
+/// Defines (or redefines) the guest through its backend, and records where
+/// it lives and with which options, for start, stop, status and remove.
+fn define(
+    layout: &Layout,
+    spec: &GuestSpec,
+    args: &CreateArgs,
+    location: Location,
+    idmap: Option<IdMap>,
+) -> Result<()> {
+    let _lock = crate::lock::lock(layout, &spec.name)?;
+    let backend = lifecycle::for_location(&location, idmap, args.autostart);
+    let verdict = backend.define(spec)?;
+    let what = match location {
+        Location::Libvirt { .. } => "libvirt domain",
+        Location::Lxc { .. } => "LXC container",
+    };
+    placement::write(
+        layout,
+        &spec.name,
+        &Placement {
+            written: backend.definition(spec)?,
+            location,
+            options: args.hypervisor.to_spec_options(),
+            autostart: args.autostart,
+            unsafe_unmapped_root: args.unsafe_unmapped_root,
+        },
+    )?;
+    println!("{} {what} {}", verdict.as_str(), spec.name);
+    eprintln!("start it with: miniguest start {}", spec.name);
     Ok(())
 }
 

@@ -3,10 +3,12 @@
 mod create;
 mod generations;
 mod install;
+mod lifecycle;
 mod list;
 mod remove;
 mod rollback;
 mod run;
+mod status;
 mod template;
 mod upgrade;
 
@@ -29,7 +31,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Upgrade(args) => upgrade::run(&layout, args),
         Command::Rollback(args) => rollback::run(&layout, args),
         Command::Generations(args) => generations::run(&layout, args),
-        Command::Remove(args) => remove::run(&layout, &args.name),
+        Command::Remove(args) => remove::run(&layout, args),
+        Command::Start(args) => lifecycle::start(&layout, &args.name),
+        Command::Stop(args) => lifecycle::stop(&layout, &args),
+        Command::Restart(args) => lifecycle::restart(&layout, &args),
+        Command::Status(args) => status::run(&layout, args),
         Command::List(args) => list::run(&layout, args.json),
         Command::Template(args) => template::run(&args.dir),
         Command::Create(args) => create::run(&layout, args),

@@ -1,12 +1,18 @@
 use anyhow::{bail, Result};
 
+use std::time::Duration;
+
+use crate::backends::lifecycle::State;
+use crate::cli::RemoveArgs;
+use crate::commands::lifecycle::defined;
 use crate::commands::parse_name;
 use crate::layout::{remove_if_exists, Entry, Layout};
 use crate::lock;
 use crate::profile::Profile;
+use crate::{booted, placement};
 
-pub fn run(layout: &Layout, name: &str) -> Result<()> {
-    let name = parse_name(name)?;
+pub fn run(layout: &Layout, args: RemoveArgs) -> Result<()> {
+    let name = parse_name(&args.name)?;
     let _lock = lock::lock(layout, &name)?;
     let entry = layout.check_owned(&name)?;
     let profile_path = layout.profile(&name);
@@ -25,6 +31,24 @@ pub fn run(layout: &Layout, name: &str) -> Result<()> {
             layout.link(&name).display()
         );
     }
+    // A running guest is not pulled from under itself.
+    if let Some(guest) = defined(layout, &name)? {
+        if guest.backend.state(&name)? == State::Running {
+            if !args.force {
+                bail!("guest {name} is running; stop it first, or pass --force");
+            }
+            guest.backend.stop(&name, true, Duration::from_secs(30))?;
+        }
+        if !args.keep_definition && guest.backend.state(&name)? != State::Undefined {
+            guest.backend.undefine(&name)?;
+            println!(
+                "undefined {} guest {name}",
+                guest.placement.location.backend()
+            );
+        }
+        placement::remove(layout, &name)?;
+    }
+    booted::clear(&name)?;
     // The visible link goes first, so the guest never looks half there.
     layout.remove_link(&name)?;
     profile.delete()?;

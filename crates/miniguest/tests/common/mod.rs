@@ -208,7 +208,7 @@ pub fn spec_from_manifest(manifest: &str) -> miniguest::backends::GuestSpec {
         store_dir: PathBuf::from("/nix/store"),
         memory_mib: manifest.memory_mib,
         vcpus: manifest.vcpus,
-        virt_type: miniguest::cli::VirtType::Kvm,
+        virt_type: miniguest::backends::VirtType::Kvm,
         interfaces: manifest.interfaces.clone(),
         volume_dir: PathBuf::from("/var/lib/miniguest/web"),
         console_log: None,

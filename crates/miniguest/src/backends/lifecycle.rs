@@ -1,0 +1,213 @@
+//! The questions every backend that keeps a definition answers the same
+//! way: define, undefine, start, stop, and what state the guest is in.
+//! libvirt and LXC implement it; plain QEMU (`run`) and the nspawn command
+//! line are foreground processes with nothing to ask.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::idmap::IdMap;
+use super::lxc::Container;
+use super::{libvirt, Defined, GuestSpec};
+use crate::guest_name::GuestName;
+use crate::placement::Location;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Running,
+    Stopped,
+    Undefined,
+}
+
+pub trait Lifecycle {
+    /// Defines the guest, or updates its definition in place.
+    fn define(&self, spec: &GuestSpec) -> Result<Defined>;
+    /// The definition as Miniguest would write it now.
+    fn definition(&self, spec: &GuestSpec) -> Result<String>;
+    fn undefine(&self, name: &GuestName) -> Result<()>;
+    fn start(&self, name: &GuestName) -> Result<()>;
+    /// Asks for a clean shutdown (or kills, with `force`) and waits until
+    /// the guest has stopped, at most `timeout`.
+    fn stop(&self, name: &GuestName, force: bool, timeout: Duration) -> Result<()>;
+    fn state(&self, name: &GuestName) -> Result<State>;
+}
+
+pub struct Libvirt {
+    pub uri: String,
+    pub autostart: bool,
+}
+
+pub struct Lxc {
+    pub lxcpath: PathBuf,
+    pub idmap: Option<IdMap>,
+    pub autostart: bool,
+}
+
+/// The backend a recorded guest lives in.
+pub fn for_location(
+    location: &Location,
+    idmap: Option<IdMap>,
+    autostart: bool,
+) -> Box<dyn Lifecycle> {
+    match location {
+        Location::Libvirt { uri } => Box::new(Libvirt {
+            uri: uri.clone(),
+            autostart,
+        }),
+        Location::Lxc { lxcpath } => Box::new(Lxc {
+            lxcpath: lxcpath.clone(),
+            idmap,
+            autostart,
+        }),
+    }
+}
+
+fn wait_until_stopped(backend: &dyn Lifecycle, name: &GuestName, timeout: Duration) -> Result<()> {
+    let start = Instant::now();
+    while backend.state(name)? == State::Running {
+        if start.elapsed() > timeout {
+            bail!(
+                "guest {name} did not stop within {}s; use --force to kill it",
+                timeout.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+impl Libvirt {
+    fn helper(&self, verb: &str, name: &GuestName) -> Result<String> {
+        let helper = super::helper_program("miniguest-libvirt")
+            .context("miniguest-libvirt is not installed (built without libvirt support?)")?;
+        let out = Command::new(&helper)
+            .args([verb, &self.uri, name.as_str()])
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .with_context(|| format!("cannot run {}", helper.display()))?;
+        if !out.status.success() {
+            bail!("libvirt could not {verb} domain {name}");
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+}
+
+impl Lifecycle for Libvirt {
+    fn define(&self, spec: &GuestSpec) -> Result<Defined> {
+        libvirt::define(spec, &self.uri, self.autostart)
+    }
+
+    fn definition(&self, spec: &GuestSpec) -> Result<String> {
+        libvirt::domain_xml(spec)
+    }
+
+    fn undefine(&self, name: &GuestName) -> Result<()> {
+        self.helper("undefine", name).map(drop)
+    }
+
+    fn start(&self, name: &GuestName) -> Result<()> {
+        self.helper("start", name).map(drop)
+    }
+
+    fn stop(&self, name: &GuestName, force: bool, timeout: Duration) -> Result<()> {
+        if self.state(name)? != State::Running {
+            return Ok(());
+        }
+        self.helper(if force { "destroy" } else { "shutdown" }, name)?;
+        wait_until_stopped(self, name, timeout)
+    }
+
+    fn state(&self, name: &GuestName) -> Result<State> {
+        match self.helper("state", name)?.as_str() {
+            "running" => Ok(State::Running),
+            "stopped" => Ok(State::Stopped),
+            "undefined" => Ok(State::Undefined),
+            other => bail!("unexpected libvirt state {other:?}"),
+        }
+    }
+}
+
+impl Lxc {
+    fn container<'a>(&self, spec: &'a GuestSpec) -> Container<'a> {
+        Container {
+            spec,
+            lxcpath: self.lxcpath.clone(),
+            idmap: self.idmap,
+            autostart: self.autostart,
+        }
+    }
+
+    fn run(&self, tool: &str, name: &GuestName, extra: &[&str]) -> Result<std::process::Output> {
+        Command::new(tool)
+            .arg("-P")
+            .arg(&self.lxcpath)
+            .args(["-n", name.as_str()])
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .with_context(|| format!("cannot run {tool}"))
+    }
+
+    fn checked(&self, tool: &str, name: &GuestName, extra: &[&str]) -> Result<()> {
+        let out = self.run(tool, name, extra)?;
+        if !out.status.success() {
+            bail!(
+                "{tool} failed for container {name}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Lifecycle for Lxc {
+    fn define(&self, spec: &GuestSpec) -> Result<Defined> {
+        self.container(spec).define()
+    }
+
+    fn definition(&self, spec: &GuestSpec) -> Result<String> {
+        self.container(spec).config()
+    }
+
+    fn undefine(&self, name: &GuestName) -> Result<()> {
+        self.checked("lxc-destroy", name, &[])
+    }
+
+    fn start(&self, name: &GuestName) -> Result<()> {
+        self.checked("lxc-start", name, &[])
+    }
+
+    fn stop(&self, name: &GuestName, force: bool, timeout: Duration) -> Result<()> {
+        if self.state(name)? != State::Running {
+            return Ok(());
+        }
+        let secs = timeout.as_secs().max(1).to_string();
+        let args: Vec<&str> = if force {
+            vec!["-k"]
+        } else {
+            vec!["-t", &secs, "--nokill"]
+        };
+        // lxc-stop waits itself; its verdict is read from the state.
+        let _ = self.run("lxc-stop", name, &args)?;
+        wait_until_stopped(self, name, Duration::from_secs(1))
+    }
+
+    fn state(&self, name: &GuestName) -> Result<State> {
+        if !self.lxcpath.join(name.as_str()).join("config").exists() {
+            return Ok(State::Undefined);
+        }
+        let out = self.run("lxc-info", name, &["-s"])?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(
+            if text.contains("RUNNING") || text.contains("STOPPING") || text.contains("STARTING") {
+                State::Running
+            } else {
+                State::Stopped
+            },
+        )
+    }
+}

@@ -1,0 +1,93 @@
+//! start, stop and restart, through the backend `create --define` recorded.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::backends::idmap;
+use crate::backends::lifecycle::{self, Lifecycle, State};
+use crate::backends::GuestSpec;
+use crate::cli::StopArgs;
+use crate::commands::parse_name;
+use crate::guest_name::GuestName;
+use crate::layout::Layout;
+use crate::placement::{self, Location, Placement};
+use crate::{booted, lock};
+
+/// A defined guest and the backend it lives in.
+pub(crate) struct Defined {
+    pub placement: Placement,
+    pub backend: Box<dyn Lifecycle>,
+}
+
+pub(crate) fn defined(layout: &Layout, name: &GuestName) -> Result<Option<Defined>> {
+    let Some(placement) = placement::read(layout, name)? else {
+        return Ok(None);
+    };
+    let idmap = match placement.location {
+        Location::Lxc { .. } if !placement.unsafe_unmapped_root => Some(idmap::for_root_on_host()?),
+        _ => None,
+    };
+    let backend = lifecycle::for_location(&placement.location, idmap, placement.autostart);
+    Ok(Some(Defined { placement, backend }))
+}
+
+fn require_defined(layout: &Layout, name: &GuestName) -> Result<Defined> {
+    defined(layout, name)?.with_context(|| {
+        format!(
+            "guest {name} is not defined in a hypervisor: run `miniguest create {name} --define` first (plain QEMU guests run in the foreground with `miniguest run`)"
+        )
+    })
+}
+
+pub fn start(layout: &Layout, name: &str) -> Result<()> {
+    let name = parse_name(name)?;
+    let _lock = lock::lock(layout, &name)?;
+    let guest = require_defined(layout, &name)?;
+    start_defined(layout, &name, &guest)
+}
+
+fn start_defined(layout: &Layout, name: &GuestName, guest: &Defined) -> Result<()> {
+    if guest.backend.state(name)? == State::Running {
+        println!("guest {name} is already running");
+        return Ok(());
+    }
+    // The output is checked again, and rooted before the hypervisor reads
+    // it: the lock keeps upgrades out until the guest has started.
+    let spec = GuestSpec::resolve(layout, name, &guest.placement.options)?;
+    let output = spec
+        .root
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", spec.root.display()))?;
+    booted::record(name, &output)?;
+    if let Err(e) = guest.backend.start(name) {
+        let _ = booted::clear(name);
+        return Err(e);
+    }
+    println!("started guest {name}: {}", output.display());
+    Ok(())
+}
+
+pub fn stop(layout: &Layout, args: &StopArgs) -> Result<()> {
+    let name = parse_name(&args.name)?;
+    let _lock = lock::lock(layout, &name)?;
+    let guest = require_defined(layout, &name)?;
+    stop_defined(&name, &guest, args)
+}
+
+fn stop_defined(name: &GuestName, guest: &Defined, args: &StopArgs) -> Result<()> {
+    guest
+        .backend
+        .stop(name, args.force, Duration::from_secs(args.timeout))?;
+    booted::clear(name)?;
+    println!("stopped guest {name}");
+    Ok(())
+}
+
+pub fn restart(layout: &Layout, args: &StopArgs) -> Result<()> {
+    let name = parse_name(&args.name)?;
+    let _lock = lock::lock(layout, &name)?;
+    let guest = require_defined(layout, &name)?;
+    stop_defined(&name, &guest, args)?;
+    start_defined(layout, &name, &guest)
+}

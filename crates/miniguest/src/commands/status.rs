@@ -1,0 +1,147 @@
+//! What runs, from what, and what must restart.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::backends::lifecycle::State;
+use crate::backends::GuestSpec;
+use crate::booted;
+use crate::cli::StatusArgs;
+use crate::commands::lifecycle::defined;
+use crate::commands::{parse_name, print_json};
+use crate::guest_name::GuestName;
+use crate::layout::Layout;
+use crate::manifest::{layout as files, Manifest};
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Row {
+    name: String,
+    backend: Option<&'static str>,
+    state: State,
+    booted: Option<PathBuf>,
+    current: Option<PathBuf>,
+    needs_restart: bool,
+    reasons: Vec<&'static str>,
+}
+
+pub fn run(layout: &Layout, args: StatusArgs) -> Result<()> {
+    let names: Vec<GuestName> = if args.names.is_empty() {
+        layout.listed_names()?
+    } else {
+        args.names
+            .iter()
+            .map(|n| parse_name(n))
+            .collect::<Result<_>>()?
+    };
+    let rows = names
+        .iter()
+        .map(|name| describe(layout, name))
+        .collect::<Result<Vec<_>>>()?;
+    if args.json {
+        return print_json(&rows);
+    }
+    println!(
+        "{:<24} {:<8} {:<9} {:<7} {:<24} BOOTED",
+        "NAME", "BACKEND", "STATE", "RESTART", "REASONS"
+    );
+    for row in rows {
+        let state = match row.state {
+            State::Running => "running",
+            State::Stopped => "stopped",
+            State::Undefined => "undefined",
+        };
+        let reasons = if row.reasons.is_empty() {
+            "-".to_owned()
+        } else {
+            row.reasons.join(",")
+        };
+        println!(
+            "{:<24} {:<8} {:<9} {:<7} {:<24} {}",
+            row.name,
+            row.backend.unwrap_or("-"),
+            state,
+            if row.needs_restart { "yes" } else { "no" },
+            reasons,
+            row.booted.map_or("-".into(), |p| p.display().to_string())
+        );
+    }
+    Ok(())
+}
+
+fn describe(layout: &Layout, name: &GuestName) -> Result<Row> {
+    let current = layout.link(name).canonicalize().ok();
+    let Some(guest) = defined(layout, name)? else {
+        return Ok(Row {
+            name: name.to_string(),
+            backend: None,
+            state: State::Undefined,
+            booted: None,
+            current,
+            needs_restart: false,
+            reasons: vec![],
+        });
+    };
+    let state = guest.backend.state(name)?;
+    let booted = if state == State::Running {
+        booted::get(name)
+    } else {
+        // Its root goes once the guest has stopped.
+        booted::clear(name)?;
+        None
+    };
+    let mut reasons = match (&booted, &current) {
+        (Some(b), Some(c)) => changes(b, c),
+        _ => vec![],
+    };
+    // The definition Miniguest would write now, against the one it wrote.
+    let now = GuestSpec::resolve(layout, name, &guest.placement.options)
+        .and_then(|spec| guest.backend.definition(&spec));
+    if now.map_or(true, |d| d != guest.placement.written) {
+        reasons.push("definition");
+    }
+    Ok(Row {
+        name: name.to_string(),
+        backend: Some(guest.placement.location.backend()),
+        needs_restart: state == State::Running && !reasons.is_empty(),
+        state,
+        booted,
+        current,
+        reasons,
+    })
+}
+
+/// What differs between the output a guest booted and the current one.
+fn changes(booted: &Path, current: &Path) -> Vec<&'static str> {
+    if booted == current {
+        return vec![];
+    }
+    let resolved = |root: &Path, rel: &str| root.join(rel).canonicalize().ok();
+    let differs = |rel: &str| resolved(booted, rel) != resolved(current, rel);
+    let mut reasons = Vec::new();
+    if differs(files::KERNEL) {
+        reasons.push("kernel");
+    }
+    if differs(files::INITRD) {
+        reasons.push("initrd");
+    }
+    match (Manifest::load(booted), Manifest::load(current)) {
+        (Ok(b), Ok(c)) => {
+            if b.kernel_params != c.kernel_params {
+                reasons.push("kernelParams");
+            }
+            if (b.memory_mib, b.vcpus) != (c.memory_mib, c.vcpus) {
+                reasons.push("resources");
+            }
+            if (b.volumes, b.shares, b.interfaces) != (c.volumes, c.shares, c.interfaces) {
+                reasons.push("devices");
+            }
+        }
+        _ => reasons.push("devices"),
+    }
+    if differs(files::INIT) {
+        reasons.push("stage2");
+    }
+    reasons
+}
