@@ -50,7 +50,9 @@ let
         ++ lib.optional guest.autostart "--autostart"
         ++ [ name ];
     in
-    lib.escapeShellArgs argv;
+    lib.escapeShellArgs argv
+    + lib.optionalString guest.restartIfChanged
+      "\n${lib.escapeShellArgs [ "miniguest" "restart" "--if-needed" name ]}";
 
   rootRange = field: r: r.count >= 65536 && r.${field} > 0;
   root = config.users.users.root or { subUidRanges = [ ]; subGidRanges = [ ]; };
@@ -102,6 +104,15 @@ in
           type = types.bool;
           default = true;
           description = "Define (or redefine) the guest in its hypervisor at every activation.";
+        };
+        restartIfChanged = mkOption {
+          type = types.bool;
+          default = true;
+          description = ''
+            At every activation, restart the guest if it runs and booted
+            something else than its current output (as nixos-container
+            restarts changed containers).
+          '';
         };
         autostart = mkOption {
           type = types.bool;

@@ -55,7 +55,7 @@ pub enum Command {
     /// Shut a guest down cleanly and wait (--force kills it)
     Stop(StopArgs),
     /// Stop a guest, then start it from its profile's current generation
-    Restart(StopArgs),
+    Restart(RestartArgs),
     /// Which guests run, what they booted, and which need a restart
     Status(StatusArgs),
     /// Print a shell completion script
@@ -63,6 +63,9 @@ pub enum Command {
     /// Print the man page (roff)
     #[command(hide = true)]
     Manpage,
+    /// Run by hypervisors when a guest starts or stops
+    #[command(hide = true)]
+    Hook(HookArgs),
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +87,9 @@ pub struct UpgradeArgs {
     pub all: bool,
     #[arg(required_unless_present = "all")]
     pub names: Vec<String>,
+    /// Restart upgraded guests that run and need it
+    #[arg(long)]
+    pub restart: bool,
 }
 
 #[derive(Debug, Args)]
@@ -126,6 +132,25 @@ pub struct StopArgs {
     /// Seconds to wait for a clean shutdown
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    /// started or stopped
+    pub event: String,
+    pub name: String,
+    /// What the hypervisor adds (LXC: section and hook type)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub rest: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    #[command(flatten)]
+    pub stop: StopArgs,
+    /// Only if it runs and booted something else than its current generation
+    #[arg(long)]
+    pub if_needed: bool,
 }
 
 #[derive(Debug, Args)]

@@ -79,6 +79,37 @@ pub fn build(installable: &Installable, refresh: bool) -> Result<StorePath> {
     StorePath::new(out)
 }
 
+/// Builds several installables in one `nix build`: one evaluation of a
+/// flake they share, and parallel builds. Returns their `out` paths in the
+/// order given; fails as a whole if any fails to evaluate or build.
+pub fn build_many(installables: &[&Installable], refresh: bool) -> Result<Vec<StorePath>> {
+    let mut cmd = Command::new("nix");
+    cmd.args(["build", "--json", "--no-link"]);
+    if refresh {
+        cmd.arg("--refresh");
+    }
+    cmd.arg("--");
+    cmd.args(installables.iter().map(|i| i.to_arg()));
+    let results: Vec<BuildResult> = cmd.capture_json()?;
+    if results.len() != installables.len() {
+        bail!(
+            "`nix build` reported {} outputs for {} installables",
+            results.len(),
+            installables.len()
+        );
+    }
+    results
+        .into_iter()
+        .map(|r| {
+            r.outputs
+                .get("out")
+                .cloned()
+                .context("`nix build` reported no output")
+                .and_then(StorePath::new)
+        })
+        .collect()
+}
+
 /// Makes `path` the profile's current generation (a new one unless it
 /// already is current).
 pub fn profile_set(profile: &Path, path: &StorePath) -> Result<()> {

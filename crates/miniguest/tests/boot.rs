@@ -699,3 +699,45 @@ fn day_two_lxc() {
         &[],
     );
 }
+
+/// A container started with LXC's own tools, not through Miniguest: the
+/// hooks `create --define` wrote root what it booted, and unroot it when it
+/// stops.
+#[test]
+fn lxc_start_by_hand_roots_the_booted_output() {
+    if !lxc_ready() {
+        return;
+    }
+    let env = standin::env();
+    let name = unique_name("ctstay");
+    install(&env, "ctstay", &name);
+    let lxcpath = env.path("lxc");
+    let log = env.path("ct.log");
+    lxc_define(&env, &name, &lxcpath, &log);
+    let root = std::path::Path::new("/nix/var/nix/gcroots/miniguest").join(&name);
+    let lxc = |tool: &str, extra: &[&str]| {
+        let out = std::process::Command::new(tool)
+            .arg("-P")
+            .arg(&lxcpath)
+            .args(["-n", &name])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{tool}: {}", stderr(&out));
+    };
+    lxc("lxc-start", &[]);
+    wait_for_reports(&log, 1, BOOT_TIMEOUT);
+    assert_eq!(
+        std::fs::read_link(&root).unwrap(),
+        env.current_output(&name),
+        "no root for what the container booted"
+    );
+    let s = status(&env, &name);
+    assert_eq!(s["state"], "running", "{s}");
+    assert_eq!(s["booted"], s["current"], "{s}");
+    lxc("lxc-stop", &["-k"]);
+    assert!(
+        root.symlink_metadata().is_err(),
+        "the root outlived the container"
+    );
+}

@@ -159,6 +159,77 @@ fn upgrade_all_and_from_another_directory() {
 }
 
 #[test]
+fn upgrade_all_builds_each_flake_in_one_nix_build_and_survives_a_broken_guest() {
+    need_nix!();
+    let env = TestEnv::new();
+    for guest in ["vm", "ct", "default"] {
+        assert!(env.run(&["install", &env.flake(guest)]).status.success());
+    }
+    env.set_version("2");
+    // Count the `nix` processes through a wrapper that then runs the real one.
+    let wrapper = env.path("nix-wrapper");
+    std::fs::create_dir_all(&wrapper).unwrap();
+    let real = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v nix"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    std::fs::write(
+        wrapper.join("nix"),
+        format!(
+            "#!/bin/sh\necho \"$1\" >> {}/calls\nexec {} \"$@\"\n",
+            wrapper.display(),
+            real.trim()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        wrapper.join("nix"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!("{}:{}", wrapper.display(), std::env::var("PATH").unwrap());
+    let out = env
+        .cmd()
+        .env("PATH", &path)
+        .args(["upgrade", "--all"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let calls = std::fs::read_to_string(wrapper.join("calls")).unwrap();
+    assert_eq!(
+        calls, "build\n",
+        "one `nix build` for the three guests of one flake"
+    );
+    assert_eq!(env.generations("vm"), vec![1, 2]);
+    // One guest breaks: the others still upgrade, and the exit says so.
+    let flake = env.flake_dir().join("flake.nix");
+    let text = std::fs::read_to_string(&flake).unwrap();
+    std::fs::write(
+        &flake,
+        text.replace(
+            r#"ct = guest { name = "ct"; guestType = "lxc"; };"#,
+            r#"ct = guest { name = "ct"; guestType = "lxc"; extra = "exit 1"; };"#,
+        ),
+    )
+    .unwrap();
+    env.set_version("3");
+    let out = env.run(&["upgrade", "--all"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("1 of 3 guests failed to upgrade"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(env.generations("vm"), vec![1, 2, 3]);
+    assert_eq!(env.generations("default"), vec![1, 2, 3]);
+    assert_eq!(env.generations("ct"), vec![1, 2]);
+}
+
+#[test]
 fn rollback_to_previous_and_to_a_given_generation() {
     need_nix!();
     let env = TestEnv::new();

@@ -91,6 +91,7 @@ fn lxc_container_config() {
             count: 65536,
         }),
         autostart: false,
+        hook: None,
     };
     let config = container.config().unwrap();
     // The include lines depend on where LXC is installed.
@@ -145,6 +146,7 @@ fn a_vm_is_not_turned_into_a_container_or_back() {
         lxcpath: "/x".into(),
         idmap: None,
         autostart: false,
+        hook: None,
     };
     assert!(c.config().unwrap_err().to_string().contains("is a VM"));
     assert!(libvirt::domain_xml(&spec(CONTAINER))

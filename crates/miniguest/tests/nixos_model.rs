@@ -266,7 +266,10 @@ fn declared_lxc_guests_get_a_root_id_range_or_a_message_naming_the_fix() {
         ),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(unit, "miniguest create -t lxc --define box");
+    assert_eq!(
+        unit,
+        "miniguest create -t lxc --define box\nminiguest restart --if-needed box"
+    );
     fails_with(
         eval(
             &lib,

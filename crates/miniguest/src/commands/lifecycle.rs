@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use crate::backends::idmap;
 use crate::backends::lifecycle::{self, Lifecycle, State};
 use crate::backends::GuestSpec;
-use crate::cli::StopArgs;
+use crate::cli::{RestartArgs, StopArgs};
 use crate::commands::parse_name;
 use crate::guest_name::GuestName;
 use crate::layout::Layout;
@@ -28,7 +28,9 @@ pub(crate) fn defined(layout: &Layout, name: &GuestName) -> Result<Option<Define
         Location::Lxc { .. } if !placement.unsafe_unmapped_root => Some(idmap::for_root_on_host()?),
         _ => None,
     };
-    let backend = lifecycle::for_location(&placement.location, idmap, placement.autostart);
+    let hook = crate::commands::create::hook_command(layout)?;
+    let backend =
+        lifecycle::for_location(&placement.location, idmap, placement.autostart, Some(hook));
     Ok(Some(Defined { placement, backend }))
 }
 
@@ -84,10 +86,47 @@ fn stop_defined(name: &GuestName, guest: &Defined, args: &StopArgs) -> Result<()
     Ok(())
 }
 
-pub fn restart(layout: &Layout, args: &StopArgs) -> Result<()> {
-    let name = parse_name(&args.name)?;
+pub fn restart(layout: &Layout, args: &RestartArgs) -> Result<()> {
+    let name = parse_name(&args.stop.name)?;
     let _lock = lock::lock(layout, &name)?;
+    if args.if_needed {
+        return restart_if_needed(layout, &name, &args.stop);
+    }
     let guest = require_defined(layout, &name)?;
-    stop_defined(&name, &guest, args)?;
+    stop_defined(&name, &guest, &args.stop)?;
     start_defined(layout, &name, &guest)
+}
+
+/// Restarts a defined, running guest whose booted output is not its
+/// current one (after an upgrade). The caller holds the guest's lock.
+pub(crate) fn restart_if_needed(layout: &Layout, name: &GuestName, stop: &StopArgs) -> Result<()> {
+    let Some(guest) = defined(layout, name)? else {
+        return Ok(());
+    };
+    if guest.backend.state(name)? != State::Running {
+        return Ok(());
+    }
+    let current = layout.link(name).canonicalize().ok();
+    if booted::get(name).is_some() && booted::get(name) == current {
+        return Ok(());
+    }
+    stop_defined(name, &guest, stop)?;
+    start_defined(layout, name, &guest)
+}
+
+/// `miniguest hook started|stopped NAME …`, run by LXC around the
+/// container's life: roots what it boots, however it was started.
+pub fn hook(layout: &Layout, event: &str, name: &str) -> Result<()> {
+    let name = parse_name(name)?;
+    match event {
+        "started" => {
+            let output = layout
+                .link(&name)
+                .canonicalize()
+                .with_context(|| format!("guest {name} is not installed"))?;
+            booted::record(&name, &output)
+        }
+        "stopped" => booted::clear(&name),
+        other => anyhow::bail!("unknown hook event {other:?}"),
+    }
 }

@@ -1,9 +1,13 @@
+use std::collections::BTreeMap;
+
 use anyhow::{bail, Context, Result};
 
 use crate::cli::UpgradeArgs;
 use crate::commands::LockedGuest;
+use crate::installable::Installable;
 use crate::layout::{Entry, Layout};
 use crate::profile::Profile;
+use crate::store_path::StorePath;
 use crate::{nix, origin};
 
 pub fn run(layout: &Layout, args: UpgradeArgs) -> Result<()> {
@@ -18,15 +22,51 @@ pub fn run(layout: &Layout, args: UpgradeArgs) -> Result<()> {
     } else {
         args.names
     };
+    if names.len() == 1 {
+        return upgrade_one(layout, &names[0], args.restart);
+    }
 
+    // Lock every guest (in name order, so two batches cannot deadlock) and
+    // read where each came from; a guest that cannot be opened fails alone.
     let mut failed = 0;
-    for name in &names {
-        if let Err(e) = upgrade_one(layout, name) {
-            if names.len() == 1 {
-                return Err(e);
+    let mut guests = Vec::new();
+    let mut sorted = names.clone();
+    sorted.sort();
+    for name in &sorted {
+        match open(layout, name) {
+            Ok(guest) => guests.push(guest),
+            Err(e) => {
+                eprintln!("error: {name}: {e:#}");
+                failed += 1;
             }
-            eprintln!("error: {name}: {e:#}");
-            failed += 1;
+        }
+    }
+    // One `nix build` per flake: the flake is evaluated once for all its
+    // guests, and their builds run in parallel.
+    let mut by_flake: BTreeMap<String, Vec<(LockedGuest, Installable)>> = BTreeMap::new();
+    for (guest, origin) in guests {
+        by_flake
+            .entry(origin.flake.clone())
+            .or_default()
+            .push((guest, origin));
+    }
+    for (_, group) in by_flake {
+        let installables: Vec<&Installable> = group.iter().map(|(_, o)| o).collect();
+        let outputs: Vec<Result<StorePath>> = match nix::build_many(&installables, true) {
+            Ok(outputs) => outputs.into_iter().map(Ok).collect(),
+            // Someone's guest is broken: build each alone, so that the
+            // others still upgrade.
+            Err(_) if group.len() > 1 => {
+                installables.iter().map(|i| nix::build(i, false)).collect()
+            }
+            Err(e) => vec![Err(e)],
+        };
+        for ((guest, origin), output) in group.iter().zip(outputs) {
+            let result = output.and_then(|out| finish(layout, guest, origin, out, args.restart));
+            if let Err(e) = result {
+                eprintln!("error: {}: {e:#}", guest.name);
+                failed += 1;
+            }
         }
     }
     if failed > 0 {
@@ -35,7 +75,7 @@ pub fn run(layout: &Layout, args: UpgradeArgs) -> Result<()> {
     Ok(())
 }
 
-fn upgrade_one(layout: &Layout, name: &str) -> Result<()> {
+fn open<'a>(layout: &'a Layout, name: &str) -> Result<(LockedGuest<'a>, Installable)> {
     let guest = LockedGuest::open(layout, name)?;
     let origin = origin::read(&layout.origin_file(&guest.name))?.with_context(|| {
         format!(
@@ -43,13 +83,27 @@ fn upgrade_one(layout: &Layout, name: &str) -> Result<()> {
             guest.name
         )
     })?;
-    let profile_path = guest.profile_path();
-    let profile = Profile::new(&profile_path);
+    Ok((guest, origin))
+}
 
+fn upgrade_one(layout: &Layout, name: &str, restart: bool) -> Result<()> {
+    let (guest, origin) = open(layout, name)?;
     let out = nix::build(&origin, true)?;
+    finish(layout, &guest, &origin, out, restart)
+}
+
+/// Checks a built output and makes it the guest's current generation.
+fn finish(
+    layout: &Layout,
+    guest: &LockedGuest,
+    origin: &Installable,
+    out: StorePath,
+    restart: bool,
+) -> Result<()> {
     crate::output::inspect(out.as_path())
         .with_context(|| format!("{} is not a Miniguest guest output", origin.to_arg()))?;
-
+    let profile_path = guest.profile_path();
+    let profile = Profile::new(&profile_path);
     if profile.current_store_path()?.as_deref() == Some(out.as_path()) {
         let generation = profile.current_generation()?.unwrap_or_default();
         println!("{}: up to date (generation {generation})", guest.name);
@@ -58,5 +112,14 @@ fn upgrade_one(layout: &Layout, name: &str) -> Result<()> {
         let generation = profile.current_generation()?.unwrap_or_default();
         println!("{}: upgraded to generation {generation}: {out}", guest.name);
     }
-    layout.ensure_link(&guest.name)
+    layout.ensure_link(&guest.name)?;
+    if restart {
+        let stop = crate::cli::StopArgs {
+            name: guest.name.to_string(),
+            force: false,
+            timeout: 60,
+        };
+        crate::commands::lifecycle::restart_if_needed(layout, &guest.name, &stop)?;
+    }
+    Ok(())
 }

@@ -24,7 +24,7 @@ impl LxcConfig {
         if key.is_empty()
             || !key
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._".contains(&b))
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         {
             bail!("LXC config: invalid key {key:?}");
         }
