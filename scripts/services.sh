@@ -11,6 +11,13 @@ case "${1:-}" in
       virtlogd -d -p "$run/virtlogd.pid"
     fi
     if ! [ -f "$run/libvirtd.pid" ] || ! kill -0 "$(cat "$run/libvirtd.pid")" 2>/dev/null; then
+      # Miniguest's QEMU hook, as `create --define` installs it, in place
+      # before libvirtd starts: libvirtd only runs hooks it finds then.
+      # Written only where absent.
+      hook=/etc/libvirt/hooks/qemu.d/miniguest
+      if ! [ -e "$hook" ]; then
+        install -D -m 0755 "$(dirname "$0")/../crates/miniguest/src/backends/libvirt-qemu-hook.sh" "$hook"
+      fi
       libvirtd -d --pid-file "$run/libvirtd.pid"
     fi
     # The first connection probes QEMU's capabilities, which takes a while.

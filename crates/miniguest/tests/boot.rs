@@ -741,3 +741,42 @@ fn lxc_start_by_hand_roots_the_booted_output() {
         "the root outlived the container"
     );
 }
+
+/// A domain started with `virsh start`, not through Miniguest: libvirt's
+/// QEMU hook roots what it boots, and unroots it when it stops.
+#[test]
+fn virsh_start_by_hand_roots_the_booted_output() {
+    let Some((env, name)) = installed_standin("vmstay", "vmstay", &[libvirt_needed()]) else {
+        return;
+    };
+    let log = env.path("vm.log");
+    let domain = Domain(name.clone());
+    let out = env.run(&[
+        "create",
+        &name,
+        "--define",
+        "--console-log",
+        log.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let root = std::path::Path::new("/nix/var/nix/gcroots/miniguest").join(&name);
+    domain.start();
+    assert_eq!(
+        std::fs::read_link(&root).unwrap(),
+        env.current_output(&name),
+        "no root for what the domain booted"
+    );
+    wait_for_reports(&log, 1, BOOT_TIMEOUT);
+    let s = status(&env, &name);
+    assert_eq!(s["booted"], s["current"], "{s}");
+    let destroyed = domain.virsh(&["destroy", &name]);
+    assert!(destroyed.status.success(), "{}", stderr(&destroyed));
+    // The release hook runs as libvirt tears the domain down.
+    for _ in 0..50 {
+        if root.symlink_metadata().is_err() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the root outlived the domain");
+}

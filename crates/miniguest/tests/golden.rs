@@ -72,10 +72,10 @@ fn libvirt_stateless_9p() {
 
 #[test]
 fn libvirt_stateful_virtiofs() {
-    let path = check(
-        "stateful-virtiofs.xml",
-        &libvirt::domain_xml(&spec(STATEFUL_VIRTIOFS)).unwrap(),
-    );
+    // With the hook command libvirt's QEMU hook finds in the metadata.
+    let mut s = spec(STATEFUL_VIRTIOFS);
+    s.hook = Some("/run/current-system/sw/bin/miniguest --guests-dir /etc/miniguests --profiles-dir /nix/var/nix/profiles/miniguest-profiles hook".into());
+    let path = check("stateful-virtiofs.xml", &libvirt::domain_xml(&s).unwrap());
     validate(&path);
 }
 
@@ -91,7 +91,6 @@ fn lxc_container_config() {
             count: 65536,
         }),
         autostart: false,
-        hook: None,
     };
     let config = container.config().unwrap();
     // The include lines depend on where LXC is installed.
@@ -146,7 +145,6 @@ fn a_vm_is_not_turned_into_a_container_or_back() {
         lxcpath: "/x".into(),
         idmap: None,
         autostart: false,
-        hook: None,
     };
     assert!(c.config().unwrap_err().to_string().contains("is a VM"));
     assert!(libvirt::domain_xml(&spec(CONTAINER))

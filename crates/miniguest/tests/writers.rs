@@ -120,7 +120,6 @@ fn check_lxc(spec: &GuestSpec) {
         lxcpath: PathBuf::from("/lxc"),
         idmap: Some(MAP),
         autostart: false,
-        hook: None,
     };
     let Ok(config) = container.config() else {
         return;
@@ -292,7 +291,6 @@ fn check_scripts(vm: &GuestSpec, ct: &GuestSpec) {
         lxcpath: PathBuf::from("/lxc"),
         idmap: Some(MAP),
         autostart: false,
-        hook: None,
     };
     if let (Ok(script), Ok(config)) = (container.script(), container.config()) {
         let rootfs = container.rootfs();
@@ -383,7 +381,6 @@ fn lxc_parses_a_config_of_odd_but_valid_values() {
         lxcpath: lxcpath.clone(),
         idmap: Some(MAP),
         autostart: false,
-        hook: None,
     };
     let config = env.path("config");
     std::fs::write(&config, container.config().unwrap()).unwrap();

@@ -10,6 +10,43 @@ use super::{mounts, path_str, GuestSpec};
 use crate::formats::xml::XmlWriter;
 use crate::manifest::{InterfaceType, ShareFs};
 
+/// The namespace of Miniguest's element in a domain's `<metadata>`.
+const METADATA_NS: &str = "https://github.com/miniguest/miniguest/libvirt/1";
+
+/// libvirt's QEMU hook: runs the command a Miniguest domain's metadata
+/// names when it starts and stops.
+const QEMU_HOOK: &str = include_str!("libvirt-qemu-hook.sh");
+const QEMU_HOOK_PATH: &str = "/etc/libvirt/hooks/qemu.d/miniguest";
+
+/// Installs the QEMU hook if it is absent (or an older one of ours). Says
+/// so, since libvirtd only runs hooks it found when it started.
+fn install_hook() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::path::Path::new(QEMU_HOOK_PATH);
+    match std::fs::read_to_string(path) {
+        Ok(text) if text == QEMU_HOOK => return Ok(()),
+        Ok(text) if !text.contains("\n# miniguest: ") => {
+            eprintln!("warning: {QEMU_HOOK_PATH} is not Miniguest's; guests started without `miniguest start` are not kept from garbage collection");
+            return Ok(());
+        }
+        _ => {}
+    }
+    let dir = path.parent().expect("a hook path has a parent");
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        eprintln!(
+            "warning: cannot install libvirt's hook in {}: {e}",
+            dir.display()
+        );
+        return Ok(());
+    }
+    let tmp = dir.join(".miniguest.new");
+    std::fs::write(&tmp, QEMU_HOOK)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::rename(&tmp, path)?;
+    eprintln!("note: installed {QEMU_HOOK_PATH}; restart libvirtd once so that it keeps what guests started by `virsh start` or at boot are running from");
+    Ok(())
+}
+
 /// The osinfo-db name for NixOS guests.
 const OS_VARIANT: &str = "nixos-unstable";
 
@@ -43,6 +80,15 @@ pub fn domain_xml_with_uuid(spec: &GuestSpec, uuid: Option<&str>) -> Result<Stri
     x.text("name", &[], spec.name.as_str())?;
     if let Some(uuid) = uuid {
         x.text("uuid", &[], uuid)?;
+    }
+    // What libvirt's QEMU hook (installed by `define`) runs when the domain
+    // starts and stops, however it is started.
+    if let Some(hook) = &spec.hook {
+        x.open("metadata", &[])?;
+        x.open("miniguest:guest", &[("xmlns:miniguest", METADATA_NS)])?;
+        x.text("miniguest:hook", &[], hook)?;
+        x.close()?;
+        x.close()?;
     }
     x.text("memory", &[("unit", "MiB")], &spec.memory_mib.to_string())?;
     x.text("vcpu", &[], &spec.vcpus.to_string())?;
@@ -300,6 +346,7 @@ pub fn define(spec: &GuestSpec, uri: &str, autostart: bool) -> Result<super::Def
     let uuid = String::from_utf8(uuid.stdout)?.trim().to_owned();
     let xml = domain_xml_with_uuid(spec, (!uuid.is_empty()).then_some(uuid.as_str()))?;
     spec.create_volume_images()?;
+    install_hook()?;
     let mut define = Command::new(&helper);
     define.args(["define", uri, name]);
     if autostart {

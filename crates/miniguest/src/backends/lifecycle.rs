@@ -45,16 +45,13 @@ pub struct Lxc {
     pub lxcpath: PathBuf,
     pub idmap: Option<IdMap>,
     pub autostart: bool,
-    pub hook: Option<String>,
 }
 
-/// The backend a recorded guest lives in. `hook` is the command LXC runs
-/// when the container starts and stops (see `Container::hook`).
+/// The backend a recorded guest lives in.
 pub fn for_location(
     location: &Location,
     idmap: Option<IdMap>,
     autostart: bool,
-    hook: Option<String>,
 ) -> Box<dyn Lifecycle> {
     match location {
         Location::Libvirt { uri } => Box::new(Libvirt {
@@ -65,7 +62,6 @@ pub fn for_location(
             lxcpath: lxcpath.clone(),
             idmap,
             autostart,
-            hook,
         }),
     }
 }
@@ -142,7 +138,6 @@ impl Lxc {
             lxcpath: self.lxcpath.clone(),
             idmap: self.idmap,
             autostart: self.autostart,
-            hook: self.hook.clone(),
         }
     }
 

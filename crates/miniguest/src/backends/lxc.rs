@@ -19,10 +19,6 @@ pub struct Container<'a> {
     pub idmap: Option<IdMap>,
     /// Start the container when the host boots (`lxc.start.auto`).
     pub autostart: bool,
-    /// A shell command LXC runs as `COMMAND started|stopped NAME …` before
-    /// the container starts and after it stops, so that what it booted is
-    /// rooted however it was started (`miniguest … hook`).
-    pub hook: Option<String>,
 }
 
 pub fn default_lxcpath() -> PathBuf {
@@ -137,7 +133,8 @@ impl Container<'_> {
         if self.autostart {
             c.set("lxc.start.auto", 1)?;
         }
-        if let Some(hook) = &self.hook {
+        // LXC appends the container's name, the section and the hook type.
+        if let Some(hook) = &spec.hook {
             c.set("lxc.hook.pre-start", format!("{hook} started"))?;
             c.set("lxc.hook.post-stop", format!("{hook} stopped"))?;
         }

@@ -63,6 +63,10 @@ pub struct GuestSpec {
     /// `miniguest-virtiofsd`, when installed: what serves read-only
     /// virtiofs shares.
     pub read_only_virtiofsd: Option<PathBuf>,
+    /// A shell command a hypervisor runs as `COMMAND started|stopped NAME …`
+    /// when the guest starts and after it stops, so that what it booted is
+    /// kept as a GC root however it was started (`miniguest … hook`).
+    pub hook: Option<String>,
 }
 
 impl GuestSpec {
@@ -88,6 +92,7 @@ impl GuestSpec {
             volume_dir: opts.state_dir.join(name.as_str()),
             console_log: opts.console_log.clone(),
             read_only_virtiofsd: helper_program("miniguest-virtiofsd"),
+            hook: Some(hook_command(layout)?),
             manifest,
             root,
         };
@@ -331,6 +336,25 @@ fn default_virt_type() -> VirtType {
     } else {
         VirtType::Qemu
     }
+}
+
+/// This program, told the directories of `layout`, running its `hook`
+/// subcommand: what hypervisors run when a guest starts or stops.
+pub fn hook_command(layout: &Layout) -> Result<String> {
+    let exe = std::env::current_exe().context("cannot find this program")?;
+    let words = [
+        path_str(&exe)?,
+        "--guests-dir",
+        path_str(&layout.guests_dir)?,
+        "--profiles-dir",
+        path_str(&layout.profiles_dir)?,
+        "hook",
+    ];
+    Ok(words
+        .iter()
+        .map(|w| crate::formats::shell::quote(w).into_owned())
+        .collect::<Vec<_>>()
+        .join(" "))
 }
 
 /// One of Miniguest's helper programs: beside this executable, else in PATH.

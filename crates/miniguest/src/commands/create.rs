@@ -1,4 +1,4 @@
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use crate::backends::idmap::{self, IdMap};
 use crate::backends::lxc::{default_lxcpath, Container};
@@ -63,7 +63,6 @@ pub fn run(layout: &Layout, args: CreateArgs) -> Result<()> {
                 lxcpath: args.lxcpath.clone().unwrap_or_else(default_lxcpath),
                 idmap: root_map(args.unsafe_unmapped_root)?,
                 autostart: args.autostart,
-                hook: Some(hook_command(layout)?),
             };
             if args.define {
                 eprint!("{exposure}");
@@ -101,12 +100,7 @@ fn define(
     idmap: Option<IdMap>,
 ) -> Result<()> {
     let _lock = crate::lock::lock(layout, &spec.name)?;
-    let backend = lifecycle::for_location(
-        &location,
-        idmap,
-        args.autostart,
-        Some(hook_command(layout)?),
-    );
+    let backend = lifecycle::for_location(&location, idmap, args.autostart);
     let verdict = backend.define(spec)?;
     let what = match location {
         Location::Libvirt { .. } => "libvirt domain",
@@ -126,25 +120,6 @@ fn define(
     println!("{} {what} {}", verdict.as_str(), spec.name);
     eprintln!("start it with: miniguest start {}", spec.name);
     Ok(())
-}
-
-/// The command a hypervisor runs to tell Miniguest a guest started or
-/// stopped: this program, with the directories this command was given.
-pub(crate) fn hook_command(layout: &Layout) -> Result<String> {
-    let exe = std::env::current_exe().context("cannot find this program")?;
-    let words: Vec<String> = vec![
-        crate::backends::path_str(&exe)?.to_owned(),
-        "--guests-dir".into(),
-        crate::backends::path_str(&layout.guests_dir)?.to_owned(),
-        "--profiles-dir".into(),
-        crate::backends::path_str(&layout.profiles_dir)?.to_owned(),
-        "hook".into(),
-    ];
-    Ok(words
-        .iter()
-        .map(|w| shell::quote(w).into_owned())
-        .collect::<Vec<_>>()
-        .join(" "))
 }
 
 /// VMs get volumes as disk images; containers as directories.

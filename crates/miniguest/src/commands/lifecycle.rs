@@ -28,9 +28,7 @@ pub(crate) fn defined(layout: &Layout, name: &GuestName) -> Result<Option<Define
         Location::Lxc { .. } if !placement.unsafe_unmapped_root => Some(idmap::for_root_on_host()?),
         _ => None,
     };
-    let hook = crate::commands::create::hook_command(layout)?;
-    let backend =
-        lifecycle::for_location(&placement.location, idmap, placement.autostart, Some(hook));
+    let backend = lifecycle::for_location(&placement.location, idmap, placement.autostart);
     Ok(Some(Defined { placement, backend }))
 }
 
@@ -114,8 +112,8 @@ pub(crate) fn restart_if_needed(layout: &Layout, name: &GuestName, stop: &StopAr
     start_defined(layout, name, &guest)
 }
 
-/// `miniguest hook started|stopped NAME …`, run by LXC around the
-/// container's life: roots what it boots, however it was started.
+/// `miniguest hook started|stopped NAME …`, run by LXC and by libvirt's QEMU
+/// hook around a guest's life: roots what it boots, however it was started.
 pub fn hook(layout: &Layout, event: &str, name: &str) -> Result<()> {
     let name = parse_name(name)?;
     match event {

@@ -1,6 +1,6 @@
 //! One module per subcommand; this one dispatches and holds what they share.
 
-pub(crate) mod create;
+mod create;
 mod generations;
 mod install;
 mod lifecycle;

@@ -215,6 +215,7 @@ pub fn spec_from_manifest(manifest: &str) -> miniguest::backends::GuestSpec {
         read_only_virtiofsd: Some(PathBuf::from(
             "/run/current-system/sw/bin/miniguest-virtiofsd",
         )),
+        hook: None,
         manifest,
     }
 }
