@@ -1,6 +1,8 @@
 //! What wrapping Nix costs: `miniguest install` and `upgrade` against the
-//! bare `nix build` + `nix-env --set` they wrap, and `miniguest list` with
-//! 1,000 guests. Figures are printed, not asserted. Run: cargo bench.
+//! bare `nix build` + `nix-env --set` they wrap, `miniguest list` with
+//! 1,000 guests, and `upgrade --all` of 20 guests of one costly flake
+//! against 20 separate upgrades. Figures are printed, not asserted.
+//! Run: cargo bench.
 
 use std::os::unix::fs::symlink;
 use std::path::Path;
@@ -135,4 +137,63 @@ fn main() {
             ms(median(rounds))
         );
     }
+
+    upgrade_all_against_separate_upgrades();
+}
+
+/// 20 guests of one flake whose evaluation spends about a second on a
+/// shared value, as nixpkgs does: `upgrade --all` (one `nix build` for the
+/// flake) against 20 `upgrade NAME`.
+fn upgrade_all_against_separate_upgrades() {
+    let env = Env::new();
+    let names: Vec<String> = (0..20).map(|i| format!("c{i:02}")).collect();
+    std::fs::write(
+        env.flake_dir().join("flake.nix"),
+        format!(
+            r#"{{
+  outputs = {{ self }}:
+    let
+      version = builtins.readFile ./version;
+      # Costly and shared: every guest depends on it.
+      costly = builtins.foldl' builtins.add 0 (builtins.genList (x: x) 1500000);
+      guest = name: {{
+        config.system.build.miniguest = derivation {{
+          name = "miniguest-${{name}}";
+          system = "x86_64-linux";
+          builder = "/bin/sh";
+          args = [ "-c" "export PATH=/usr/bin:/bin; mkdir -p $out/boot; echo '#!/bin/sh' > $out/boot/init; echo k > $out/kernel; echo i > $out/initrd; echo '{{\"version\":1,\"guestType\":\"qemu\"}}' > $out/miniguest.json; echo ${{toString costly}} ${{version}} > $out/boot/stamp" ];
+        }};
+      }};
+    in {{ nixosConfigurations = builtins.listToAttrs (map (n: {{ name = n; value = guest n; }}) [ {} ]); }};
+}}"#,
+            names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(" ")
+        ),
+    )
+    .unwrap();
+    env.set_version("1");
+    for name in &names {
+        let mut c = env.std_cmd();
+        c.args(["install", &env.flake(name)]);
+        run(c);
+    }
+    env.set_version("2");
+    let batch = time(|| {
+        let mut c = env.std_cmd();
+        c.args(["upgrade", "--all"]);
+        run(c);
+    });
+    env.set_version("3");
+    let separate = time(|| {
+        for name in &names {
+            let mut c = env.std_cmd();
+            c.args(["upgrade", name]);
+            run(c);
+        }
+    });
+    println!(
+        "upgrade --all, 20 guests       {:>7.0} ms   20 separate upgrades {:>7.0} ms   speed-up {:.2}x  (target >= 5x)",
+        ms(batch),
+        ms(separate),
+        separate.as_secs_f64() / batch.as_secs_f64()
+    );
 }

@@ -73,7 +73,7 @@ fn config_output(name: &str) -> String {
 
 /// Quotes an attribute name for a Nix attribute path when it is not a plain
 /// identifier.
-fn quote_attr(name: &str) -> String {
+pub(crate) fn quote_attr(name: &str) -> String {
     let plain = name
         .chars()
         .next()
@@ -93,7 +93,7 @@ fn quote_attr(name: &str) -> String {
 }
 
 /// Splits `a."b.c".d` into `[a, b.c, d]`.
-fn split_attr_path(path: &str) -> Result<Vec<String>> {
+pub(crate) fn split_attr_path(path: &str) -> Result<Vec<String>> {
     let mut segments = Vec::new();
     let mut current = String::new();
     let mut quoted = false;

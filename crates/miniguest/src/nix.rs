@@ -79,35 +79,70 @@ pub fn build(installable: &Installable, refresh: bool) -> Result<StorePath> {
     StorePath::new(out)
 }
 
-/// Builds several installables in one `nix build`: one evaluation of a
-/// flake they share, and parallel builds. Returns their `out` paths in the
-/// order given; fails as a whole if any fails to evaluate or build.
-pub fn build_many(installables: &[&Installable], refresh: bool) -> Result<Vec<StorePath>> {
+/// Evaluates a flake once for several guests: the derivations of the
+/// attribute paths `paths` below its output `top`, in order. Pure
+/// evaluation, as `nix build FLAKE#ATTR` does it, but one evaluation for
+/// all (Nix 2.8 evaluates a flake again for each installable).
+pub fn eval_drv_paths(
+    flake: &str,
+    top: &str,
+    paths: &[Vec<String>],
+    refresh: bool,
+) -> Result<Vec<String>> {
+    use crate::formats::nix::string_list;
+    let lists: Vec<String> = paths
+        .iter()
+        .map(|p| string_list(p.iter().map(String::as_str)))
+        .collect();
+    let apply = format!(
+        "root: map (path: (builtins.foldl' (value: name: value.${{name}}) root path).drvPath) [ {} ]",
+        lists.join(" ")
+    );
     let mut cmd = Command::new("nix");
-    cmd.args(["build", "--json", "--no-link"]);
+    cmd.args(["eval", "--json"]);
     if refresh {
         cmd.arg("--refresh");
     }
-    cmd.arg("--");
-    cmd.args(installables.iter().map(|i| i.to_arg()));
-    let results: Vec<BuildResult> = cmd.capture_json()?;
-    if results.len() != installables.len() {
+    cmd.arg("--apply").arg(apply).arg("--");
+    cmd.arg(format!("{flake}#{}", crate::installable::quote_attr(top)));
+    let drvs: Vec<String> = cmd.capture_json()?;
+    if drvs.len() != paths.len() {
         bail!(
-            "`nix build` reported {} outputs for {} installables",
-            results.len(),
-            installables.len()
+            "`nix eval` gave {} derivations for {} guests",
+            drvs.len(),
+            paths.len()
         );
     }
-    results
-        .into_iter()
-        .map(|r| {
-            r.outputs
+    Ok(drvs)
+}
+
+/// Builds derivations in one `nix build` and returns each one's `out`.
+pub fn build_drvs(drvs: &[String]) -> Result<Vec<StorePath>> {
+    let mut cmd = Command::new("nix");
+    cmd.args(["build", "--json", "--no-link", "--"]).args(drvs);
+    let results: Vec<DrvResult> = cmd.capture_json()?;
+    // Nix reports them in its own order.
+    drvs.iter()
+        .map(|drv| {
+            let result = results
+                .iter()
+                .find(|r| &r.drv_path == drv)
+                .with_context(|| format!("`nix build` did not report {drv}"))?;
+            let out = result
+                .outputs
                 .get("out")
                 .cloned()
-                .context("`nix build` reported no output")
-                .and_then(StorePath::new)
+                .context("`nix build` reported no output")?;
+            StorePath::new(out)
         })
         .collect()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DrvResult {
+    drv_path: String,
+    outputs: std::collections::BTreeMap<String, String>,
 }
 
 /// Makes `path` the profile's current generation (a new one unless it

@@ -159,7 +159,7 @@ fn upgrade_all_and_from_another_directory() {
 }
 
 #[test]
-fn upgrade_all_builds_each_flake_in_one_nix_build_and_survives_a_broken_guest() {
+fn upgrade_all_evaluates_and_builds_each_flake_once_and_survives_a_broken_guest() {
     need_nix!();
     let env = TestEnv::new();
     for guest in ["vm", "ct", "default"] {
@@ -201,8 +201,11 @@ fn upgrade_all_builds_each_flake_in_one_nix_build_and_survives_a_broken_guest() 
     assert!(out.status.success(), "{}", stderr(&out));
     let calls = std::fs::read_to_string(wrapper.join("calls")).unwrap();
     assert_eq!(
-        calls, "build\n",
-        "one `nix build` for the three guests of one flake"
+        calls,
+        "eval
+build
+",
+        "one evaluation and one `nix build` for the three guests of one flake"
     );
     assert_eq!(env.generations("vm"), vec![1, 2]);
     // One guest breaks: the others still upgrade, and the exit says so.

@@ -4,7 +4,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::cli::UpgradeArgs;
 use crate::commands::LockedGuest;
-use crate::installable::Installable;
+use crate::installable::{split_attr_path, Installable};
 use crate::layout::{Entry, Layout};
 use crate::profile::Profile;
 use crate::store_path::StorePath;
@@ -41,26 +41,18 @@ pub fn run(layout: &Layout, args: UpgradeArgs) -> Result<()> {
             }
         }
     }
-    // One `nix build` per flake: the flake is evaluated once for all its
-    // guests, and their builds run in parallel.
-    let mut by_flake: BTreeMap<String, Vec<(LockedGuest, Installable)>> = BTreeMap::new();
+    // Guests of one flake are evaluated together, once, and built in one
+    // `nix build` (in parallel).
+    let mut by_flake: BTreeMap<(String, String), Vec<(LockedGuest, Installable)>> = BTreeMap::new();
     for (guest, origin) in guests {
+        let top = split_attr_path(&origin.attribute)?.remove(0);
         by_flake
-            .entry(origin.flake.clone())
+            .entry((origin.flake.clone(), top))
             .or_default()
             .push((guest, origin));
     }
-    for (_, group) in by_flake {
-        let installables: Vec<&Installable> = group.iter().map(|(_, o)| o).collect();
-        let outputs: Vec<Result<StorePath>> = match nix::build_many(&installables, true) {
-            Ok(outputs) => outputs.into_iter().map(Ok).collect(),
-            // Someone's guest is broken: build each alone, so that the
-            // others still upgrade.
-            Err(_) if group.len() > 1 => {
-                installables.iter().map(|i| nix::build(i, false)).collect()
-            }
-            Err(e) => vec![Err(e)],
-        };
+    for ((flake, top), group) in by_flake {
+        let outputs = build_group(&flake, &top, &group)?;
         for ((guest, origin), output) in group.iter().zip(outputs) {
             let result = output.and_then(|out| finish(layout, guest, origin, out, args.restart));
             if let Err(e) = result {
@@ -73,6 +65,37 @@ pub fn run(layout: &Layout, args: UpgradeArgs) -> Result<()> {
         bail!("{failed} of {} guests failed to upgrade", names.len());
     }
     Ok(())
+}
+
+/// Each guest's output: one evaluation and one build for the group; if
+/// either fails, each guest on its own, so that a broken one fails alone.
+fn build_group(
+    flake: &str,
+    top: &str,
+    group: &[(LockedGuest, Installable)],
+) -> Result<Vec<Result<StorePath>>> {
+    let paths = group
+        .iter()
+        .map(|(_, o)| split_attr_path(&o.attribute).map(|p| p[1..].to_vec()))
+        .collect::<Result<Vec<_>>>()?;
+    let drvs = if group.len() > 1 {
+        nix::eval_drv_paths(flake, top, &paths, true).ok()
+    } else {
+        None
+    };
+    Ok(match drvs {
+        Some(drvs) => match nix::build_drvs(&drvs) {
+            Ok(outputs) => outputs.into_iter().map(Ok).collect(),
+            Err(_) => drvs
+                .iter()
+                .map(|drv| nix::build_drvs(std::slice::from_ref(drv)).map(|mut o| o.remove(0)))
+                .collect(),
+        },
+        None => group
+            .iter()
+            .map(|(_, origin)| nix::build(origin, true))
+            .collect(),
+    })
 }
 
 fn open<'a>(layout: &'a Layout, name: &str) -> Result<(LockedGuest<'a>, Installable)> {

@@ -4,5 +4,6 @@
 //! build those formats by hand.
 
 pub mod lxc;
+pub mod nix;
 pub mod shell;
 pub mod xml;
