@@ -5,6 +5,7 @@
 #   2. boot to the guest's marker: libvirt (create --define + start) vs bare QEMU
 #      with the same kernel and initrd, for 9p and virtiofs; LXC and nspawn start
 #   3. disk added per guest for 50 guests sharing one closure vs a raw image
+#   4. status of 50 defined guests (libvirt, LXC) vs the hypervisor's own listing
 # Run as root on Debian 12.
 set -euo pipefail
 # shellcheck source=scripts/nix-env.sh
@@ -116,3 +117,28 @@ per_guest=$(( (added + links) / 50 ))
 printf 'added per guest %d bytes (store %d + links %d over 50)\n' "$per_guest" "$added" "$links"
 printf 'one guest closure %d bytes = a raw disk image at least that size\n' "$closure"
 printf 'ratio per guest / raw image %.4f\n' "$(echo "$per_guest / $closure" | bc -l)"
+
+echo "== 4. status of 50 defined guests (median of $rounds)"
+vms=(); cts=()
+for i in $(seq 50); do
+  "$mg" install -n "bench-sv$i" "path:$work/flake#vm9p" >/dev/null 2>&1
+  "$mg" create "bench-sv$i" --define >/dev/null 2>&1
+  "$mg" install -n "bench-sc$i" "path:$work/flake#ct" >/dev/null 2>&1
+  "$mg" create "bench-sc$i" --define --lxcpath "$work/lxc" >/dev/null 2>&1
+  vms+=("bench-sv$i"); cts+=("bench-sc$i")
+done
+for set in libvirt lxc; do
+  ours=(); theirs=()
+  for i in $(seq "$rounds"); do
+    if [ $set = libvirt ]; then
+      t0=$(now); "$mg" status --json "${vms[@]}" >/dev/null; ours+=("$(echo "$(now) - $t0" | bc)")
+      t0=$(now); virsh -c qemu:///system list --all --name >/dev/null; theirs+=("$(echo "$(now) - $t0" | bc)")
+    else
+      t0=$(now); "$mg" status --json "${cts[@]}" >/dev/null; ours+=("$(echo "$(now) - $t0" | bc)")
+      t0=$(now); lxc-ls -P "$work/lxc" -f >/dev/null; theirs+=("$(echo "$(now) - $t0" | bc)")
+    fi
+  done
+  o=$(printf '%s\n' "${ours[@]}" | median); t=$(printf '%s\n' "${theirs[@]}" | median)
+  printf '%-8s miniguest status %5.0f ms (target < 300)   %s listing %5.0f ms   ratio %.2f\n' \
+    "$set" "$(echo "$o * 1000" | bc)" "$([ $set = libvirt ] && echo virsh || echo lxc-ls)" "$(echo "$t * 1000" | bc)" "$(echo "$o / $t" | bc -l)"
+done

@@ -34,6 +34,19 @@ pub trait Lifecycle {
     /// the guest has stopped, at most `timeout`.
     fn stop(&self, name: &GuestName, force: bool, timeout: Duration) -> Result<()>;
     fn state(&self, name: &GuestName) -> Result<State>;
+    /// The states of many guests, in order (a backend may ask once for all).
+    fn states(&self, names: &[GuestName]) -> Result<Vec<State>> {
+        names.iter().map(|n| self.state(n)).collect()
+    }
+}
+
+fn parse_state(word: &str) -> Result<State> {
+    match word {
+        "running" => Ok(State::Running),
+        "stopped" => Ok(State::Stopped),
+        "undefined" => Ok(State::Undefined),
+        other => bail!("unexpected libvirt state {other:?}"),
+    }
 }
 
 pub struct Libvirt {
@@ -81,16 +94,17 @@ fn wait_until_stopped(backend: &dyn Lifecycle, name: &GuestName, timeout: Durati
 }
 
 impl Libvirt {
-    fn helper(&self, verb: &str, name: &GuestName) -> Result<String> {
+    fn helper(&self, verb: &str, names: &[&str]) -> Result<String> {
         let helper = super::helper_program("miniguest-libvirt")
             .context("miniguest-libvirt is not installed (built without libvirt support?)")?;
         let out = Command::new(&helper)
-            .args([verb, &self.uri, name.as_str()])
+            .args([verb, &self.uri])
+            .args(names)
             .stderr(std::process::Stdio::inherit())
             .output()
             .with_context(|| format!("cannot run {}", helper.display()))?;
         if !out.status.success() {
-            bail!("libvirt could not {verb} domain {name}");
+            bail!("libvirt could not {verb} domain {}", names.join(", "));
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
@@ -106,28 +120,43 @@ impl Lifecycle for Libvirt {
     }
 
     fn undefine(&self, name: &GuestName) -> Result<()> {
-        self.helper("undefine", name).map(drop)
+        self.helper("undefine", &[name.as_str()]).map(drop)
     }
 
     fn start(&self, name: &GuestName) -> Result<()> {
-        self.helper("start", name).map(drop)
+        self.helper("start", &[name.as_str()]).map(drop)
     }
 
     fn stop(&self, name: &GuestName, force: bool, timeout: Duration) -> Result<()> {
         if self.state(name)? != State::Running {
             return Ok(());
         }
-        self.helper(if force { "destroy" } else { "shutdown" }, name)?;
+        self.helper(if force { "destroy" } else { "shutdown" }, &[name.as_str()])?;
         wait_until_stopped(self, name, timeout)
     }
 
     fn state(&self, name: &GuestName) -> Result<State> {
-        match self.helper("state", name)?.as_str() {
-            "running" => Ok(State::Running),
-            "stopped" => Ok(State::Stopped),
-            "undefined" => Ok(State::Undefined),
-            other => bail!("unexpected libvirt state {other:?}"),
+        Ok(self.states(std::slice::from_ref(name))?.remove(0))
+    }
+
+    fn states(&self, names: &[GuestName]) -> Result<Vec<State>> {
+        if names.is_empty() {
+            return Ok(vec![]);
         }
+        let names: Vec<&str> = names.iter().map(GuestName::as_str).collect();
+        let states = self
+            .helper("states", &names)?
+            .lines()
+            .map(parse_state)
+            .collect::<Result<Vec<_>>>()?;
+        if states.len() != names.len() {
+            bail!(
+                "libvirt reported {} states for {} domains",
+                states.len(),
+                names.len()
+            );
+        }
+        Ok(states)
     }
 }
 

@@ -5,7 +5,7 @@
 //! ```text
 //! miniguest-libvirt uuid URI NAME                 prints the domain's UUID, if it exists
 //! miniguest-libvirt define URI NAME [--autostart] < XML   prints defined, updated or unchanged
-//! miniguest-libvirt state URI NAME                prints running, stopped or undefined
+//! miniguest-libvirt states URI NAME…              prints running, stopped or undefined, one a line
 //! miniguest-libvirt start|shutdown|destroy|undefine URI NAME
 //! ```
 
@@ -76,13 +76,17 @@ fn run() -> Result<()> {
             println!("{verdict}");
             Ok(())
         }
-        ["state", uri, name] => {
-            let state = match connect(uri)?.lookup_domain_by_name(name) {
-                Err(_) => "undefined",
-                Ok(domain) if domain.is_active()? => "running",
-                Ok(_) => "stopped",
-            };
-            println!("{state}");
+        ["states", uri, names @ ..] => {
+            // One connection for all: `status` asks about many guests.
+            let conn = connect(uri)?;
+            for name in names {
+                let state = match conn.lookup_domain_by_name(name) {
+                    Err(_) => "undefined",
+                    Ok(domain) if domain.is_active()? => "running",
+                    Ok(_) => "stopped",
+                };
+                println!("{state}");
+            }
             Ok(())
         }
         [verb @ ("start" | "shutdown" | "destroy" | "undefine"), uri, name] => {
@@ -97,6 +101,6 @@ fn run() -> Result<()> {
             }
             Ok(())
         }
-        _ => bail!("usage: miniguest-libvirt uuid|state|start|shutdown|destroy|undefine URI NAME | define URI NAME [--autostart] < domain.xml"),
+        _ => bail!("usage: miniguest-libvirt uuid|start|shutdown|destroy|undefine URI NAME | states URI NAME… | define URI NAME [--autostart] < domain.xml"),
     }
 }

@@ -1,5 +1,6 @@
 //! What runs, from what, and what must restart.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -8,7 +9,7 @@ use crate::backends::lifecycle::State;
 use crate::backends::GuestSpec;
 use crate::booted;
 use crate::cli::StatusArgs;
-use crate::commands::lifecycle::defined;
+use crate::commands::lifecycle::{defined, Defined};
 use crate::commands::{parse_name, print_json};
 use crate::guest_name::GuestName;
 use crate::layout::Layout;
@@ -35,9 +36,33 @@ pub fn run(layout: &Layout, args: StatusArgs) -> Result<()> {
             .map(|n| parse_name(n))
             .collect::<Result<_>>()?
     };
+    // Ask each backend location once about all of its guests.
+    let mut guests = Vec::new();
+    let mut by_location: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, name) in names.iter().enumerate() {
+        let guest = defined(layout, name)?;
+        if let Some(g) = &guest {
+            let key = serde_json::to_string(&g.placement.location)?;
+            by_location.entry(key).or_default().push(i);
+        }
+        guests.push(guest);
+    }
+    let mut states = vec![State::Undefined; names.len()];
+    for indices in by_location.values() {
+        let backend = &guests[indices[0]]
+            .as_ref()
+            .expect("grouped guests are defined")
+            .backend;
+        let asked: Vec<GuestName> = indices.iter().map(|&i| names[i].clone()).collect();
+        for (&i, state) in indices.iter().zip(backend.states(&asked)?) {
+            states[i] = state;
+        }
+    }
     let rows = names
         .iter()
-        .map(|name| describe(layout, name))
+        .zip(guests)
+        .zip(states)
+        .map(|((name, guest), state)| describe(layout, name, guest, state))
         .collect::<Result<Vec<_>>>()?;
     if args.json {
         return print_json(&rows);
@@ -70,9 +95,14 @@ pub fn run(layout: &Layout, args: StatusArgs) -> Result<()> {
     Ok(())
 }
 
-fn describe(layout: &Layout, name: &GuestName) -> Result<Row> {
+fn describe(
+    layout: &Layout,
+    name: &GuestName,
+    guest: Option<Defined>,
+    state: State,
+) -> Result<Row> {
     let current = layout.link(name).canonicalize().ok();
-    let Some(guest) = defined(layout, name)? else {
+    let Some(guest) = guest else {
         return Ok(Row {
             name: name.to_string(),
             backend: None,
@@ -83,7 +113,6 @@ fn describe(layout: &Layout, name: &GuestName) -> Result<Row> {
             reasons: vec![],
         });
     };
-    let state = guest.backend.state(name)?;
     let booted = if state == State::Running {
         booted::get(name)
     } else {
