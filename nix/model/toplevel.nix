@@ -103,7 +103,8 @@ let
     state=absent
     if [ -d /state ]; then state=$(writable /state); fi
     var=$(grep ' /var ' /proc/mounts | cut -d' ' -f3)
-    echo "STANDIN-STATE disks=$disks state-writable=$state var=''${var:-none}"
+    mem=$(awk '/MemTotal/ {print $2}' /proc/meminfo)
+    echo "STANDIN-STATE disks=$disks state-writable=$state var=''${var:-none} mem-kib=$mem"
     echo "STANDIN-CHECK store-writable=$store boot-writable=$boot store-writable-after-remount=$remount"
     echo "STANDIN-DONE"
     ${lib.optionalString (lib.elem "standin.stay" config.boot.kernelParams) ''

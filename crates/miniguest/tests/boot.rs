@@ -599,7 +599,13 @@ fn collectable(env: &TestEnv, path: &str) -> bool {
 /// Day two on one backend: define twice, start, status, upgrade, the
 /// booted closure kept while it runs, restart into the new version, stop,
 /// the old closure collectable, remove undefining.
-fn day_two(attr: &str, extra_define: &[&str], needs: &[(&str, bool)], restart_args: &[&str]) {
+fn day_two(
+    attr: &str,
+    extra_define: &[&str],
+    needs: &[(&str, bool)],
+    restart_args: &[&str],
+    redefine: &[&str],
+) {
     let Some((env, name)) = installed_standin(attr, attr, needs) else {
         return;
     };
@@ -631,6 +637,16 @@ fn day_two(attr: &str, extra_define: &[&str], needs: &[(&str, bool)], restart_ar
     assert_eq!(s["needsRestart"], false, "{s}");
     let first = s["booted"].as_str().unwrap().to_owned();
 
+    // Redefined while it runs: it keeps running, and the change is made
+    // for its next boot.
+    let before = reports.last().unwrap().clone();
+    let mut changed = define.clone();
+    changed.extend_from_slice(redefine);
+    let out = env.run(&changed);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("updated"), "{}", stdout(&out));
+    assert_eq!(status(&env, &name)["state"], "running");
+
     set_version(&env, "2");
     let out = env.run(&["upgrade", &name]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -660,7 +676,15 @@ fn day_two(attr: &str, extra_define: &[&str], needs: &[(&str, bool)], restart_ar
     let out = env.run(&restart);
     assert!(out.status.success(), "{}", stderr(&out));
     let reports = wait_for_reports(&log, 1, BOOT_TIMEOUT);
-    assert_eq!(reports.last().unwrap().version, "2", "{reports:?}");
+    let after = reports.last().unwrap();
+    assert_eq!(after.version, "2", "{reports:?}");
+    if attr.starts_with("vm") {
+        assert!(
+            after.mem_kib.parse::<u64>().unwrap()
+                > before.mem_kib.parse::<u64>().unwrap() + 32 * 1024,
+            "the new memory size did not reach the next boot: {before:?} {after:?}"
+        );
+    }
     let s = status(&env, &name);
     assert_eq!(s["needsRestart"], false, "{s}");
     assert_eq!(s["booted"], s["current"], "{s}");
@@ -683,7 +707,13 @@ fn day_two(attr: &str, extra_define: &[&str], needs: &[(&str, bool)], restart_ar
 #[test]
 fn day_two_libvirt() {
     // The stand-in ignores ACPI: a clean stop times out, a forced one kills.
-    day_two("vmstay", &[], &[libvirt_needed()], &["--force"]);
+    day_two(
+        "vmstay",
+        &[],
+        &[libvirt_needed()],
+        &["--force"],
+        &["--memory", "384"],
+    );
 }
 
 #[test]
@@ -692,11 +722,13 @@ fn day_two_lxc() {
         return;
     }
     let lxcpath = tempfile::tempdir().unwrap();
+    // A changed definition for a container: it now starts with the host.
     day_two(
         "ctstay",
         &["--lxcpath", lxcpath.path().to_str().unwrap()],
         &[],
         &[],
+        &["--autostart"],
     );
 }
 

@@ -123,6 +123,8 @@ pub struct Report {
     pub state_writable: String,
     /// The file system type mounted at /var, or "none".
     pub var: String,
+    /// The memory the guest sees, in KiB.
+    pub mem_kib: String,
 }
 
 fn field(line: &str, key: &str) -> String {
@@ -153,6 +155,7 @@ pub fn reports(console: &str) -> Vec<Report> {
                     remount: field(line, "store-writable-after-remount"),
                     disks: state.map_or("?".into(), |s| field(s, "disks")),
                     var: state.map_or("?".into(), |s| field(s, "var")),
+                    mem_kib: state.map_or("?".into(), |s| field(s, "mem-kib")),
                     state_writable: state
                         .take()
                         .map_or("?".into(), |s| field(s, "state-writable")),
