@@ -89,15 +89,74 @@ pub enum InterfaceType {
     Network,
 }
 
+/// A network interface. What it attaches to is typed: a bridge or a
+/// network always has its name, a user-mode interface never has one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(try_from = "RawInterface", into = "RawInterface")]
 pub struct Interface {
-    #[serde(rename = "type")]
-    pub kind: InterfaceType,
-    #[serde(default)]
-    pub source: Option<String>,
-    #[serde(default)]
+    pub link: Link,
     pub mac: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    User,
+    Bridge(String),
+    Network(String),
+}
+
+/// The manifest's shape of an interface: `{ type, source, mac }`.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawInterface {
+    #[serde(rename = "type")]
+    kind: InterfaceType,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    mac: Option<String>,
+}
+
+impl TryFrom<RawInterface> for Interface {
+    type Error = String;
+
+    fn try_from(raw: RawInterface) -> Result<Self, String> {
+        let link = match (raw.kind, raw.source) {
+            (InterfaceType::User, None) => Link::User,
+            (InterfaceType::User, Some(_)) => {
+                return Err("source: a user interface takes no source".into())
+            }
+            (InterfaceType::Bridge, Some(br)) => Link::Bridge(br),
+            (InterfaceType::Network, Some(net)) => Link::Network(net),
+            (kind, None) => return Err(format!("source: a {} interface needs one", kind.as_str())),
+        };
+        Ok(Interface { link, mac: raw.mac })
+    }
+}
+
+impl From<Interface> for RawInterface {
+    fn from(i: Interface) -> Self {
+        let (kind, source) = match i.link {
+            Link::User => (InterfaceType::User, None),
+            Link::Bridge(br) => (InterfaceType::Bridge, Some(br)),
+            Link::Network(net) => (InterfaceType::Network, Some(net)),
+        };
+        RawInterface {
+            kind,
+            source,
+            mac: i.mac,
+        }
+    }
+}
+
+impl InterfaceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InterfaceType::User => "user",
+            InterfaceType::Bridge => "bridge",
+            InterfaceType::Network => "network",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -280,15 +339,11 @@ impl Volume {
 
 impl Interface {
     fn check(&self) -> Result<()> {
-        match (self.kind, &self.source) {
-            (InterfaceType::User, Some(_)) => bail!("source: a user interface takes no source"),
-            (InterfaceType::User, None) => {}
-            (InterfaceType::Bridge, Some(br)) => {
-                // Linux interface names: at most 15 bytes (IFNAMSIZ - 1).
-                object_name("source", br, 15)?;
-            }
-            (InterfaceType::Network, Some(net)) => object_name("source", net, 64)?,
-            (kind, None) => bail!("source: a {kind:?} interface needs one"),
+        match &self.link {
+            Link::User => {}
+            // Linux interface names: at most 15 bytes (IFNAMSIZ - 1).
+            Link::Bridge(br) => object_name("source", br, 15)?,
+            Link::Network(net) => object_name("source", net, 64)?,
         }
         if let Some(mac) = &self.mac {
             if !valid_mac(mac) {
@@ -485,7 +540,7 @@ mod tests {
             ),
             (
                 r#""interfaces":[{"type":"bridge"}]"#,
-                "interfaces[0]: source: a Bridge interface needs one",
+                "interfaces[0]: source: a bridge interface needs one",
             ),
             (
                 r#""interfaces":[{"type":"user","source":"br0"}]"#,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use miniguest::manifest::{self, layout, GuestType, InterfaceType, Manifest, ShareFs};
+use miniguest::manifest::{self, layout, GuestType, Link, Manifest, ShareFs};
 
 /// `nix eval --json --expr EXPR`.
 fn nix_eval(expr: &str) -> serde_json::Value {
@@ -98,8 +98,8 @@ fn a_full_option_set_builds_a_manifest_rust_reads() {
     assert_eq!(m.volumes[0].name, "var");
     assert_eq!(m.volumes[0].size_mib, 4096);
     assert!(m.shares[0].read_only);
-    assert_eq!(m.interfaces[0].kind, InterfaceType::Bridge);
-    assert_eq!(m.interfaces[1].source, None);
+    assert!(matches!(m.interfaces[0].link, Link::Bridge(_)));
+    assert_eq!(m.interfaces[1].link, Link::User);
     assert!(!m.is_stateless());
 }
 

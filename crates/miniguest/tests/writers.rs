@@ -12,7 +12,7 @@ use miniguest::backends::idmap::IdMap;
 use miniguest::backends::lxc::Container;
 use miniguest::backends::nspawn::Machine;
 use miniguest::backends::{libvirt, qemu, GuestSpec};
-use miniguest::manifest::{Interface, InterfaceType, Share, Volume};
+use miniguest::manifest::{Interface, Link, Share, Volume};
 use proptest::prelude::*;
 
 const MAP: IdMap = IdMap {
@@ -76,8 +76,7 @@ fn spec(container: bool, h: &[String]) -> GuestSpec {
         fs_type: "ext4".into(),
     }];
     spec.interfaces = vec![Interface {
-        kind: InterfaceType::Bridge,
-        source: Some(h[4].clone()),
+        link: Link::Bridge(h[4].clone()),
         mac: Some(h[5].clone()),
     }];
     spec.manifest.interfaces = spec.interfaces.clone();
@@ -85,6 +84,13 @@ fn spec(container: bool, h: &[String]) -> GuestSpec {
     spec.console_log = Some(PathBuf::from(format!("/log{}", h[7])));
     spec.volume_dir = PathBuf::from(format!("/state{}/web", h[8]));
     spec
+}
+
+fn bridge(spec: &GuestSpec) -> String {
+    match &spec.interfaces[0].link {
+        Link::Bridge(br) => br.clone(),
+        other => panic!("not a bridge: {other:?}"),
+    }
 }
 
 fn fstab_unescape(field: &str) -> String {
@@ -147,10 +153,7 @@ fn check_lxc(spec: &GuestSpec) {
         "{config}"
     );
     let value = |key: &str| entries.iter().find(|(k, _)| k == key).unwrap().1.clone();
-    assert_eq!(
-        value("lxc.net.0.link"),
-        *spec.interfaces[0].source.as_ref().unwrap()
-    );
+    assert_eq!(value("lxc.net.0.link"), bridge(spec));
     assert_eq!(
         value("lxc.net.0.hwaddr"),
         *spec.interfaces[0].mac.as_ref().unwrap()
@@ -201,10 +204,7 @@ fn check_xml(spec: &GuestSpec, plain: bool) {
     let dirs = attr("source", "dir");
     assert_eq!(dirs[1], spec.boot_dir().to_str().unwrap());
     assert_eq!(dirs[2], spec.manifest.shares[0].source);
-    assert_eq!(
-        attr("source", "bridge"),
-        [spec.interfaces[0].source.clone().unwrap()]
-    );
+    assert_eq!(attr("source", "bridge"), [bridge(spec)]);
     assert_eq!(
         attr("mac", "address"),
         [spec.interfaces[0].mac.clone().unwrap()]

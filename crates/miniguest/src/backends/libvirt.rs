@@ -8,7 +8,7 @@ use anyhow::Result;
 use super::VirtType;
 use super::{mounts, path_str, GuestSpec};
 use crate::formats::xml::XmlWriter;
-use crate::manifest::{InterfaceType, ShareFs};
+use crate::manifest::{Link, ShareFs};
 
 /// The namespace of Miniguest's element in a domain's `<metadata>`.
 const METADATA_NS: &str = "https://github.com/miniguest/miniguest/libvirt/1";
@@ -152,13 +152,13 @@ pub fn domain_xml_with_uuid(spec: &GuestSpec, uuid: Option<&str>) -> Result<Stri
         x.close()?;
     }
     for iface in &spec.interfaces {
-        let (kind, source) = match iface.kind {
-            InterfaceType::User => ("user", None),
-            InterfaceType::Bridge => ("bridge", Some("bridge")),
-            InterfaceType::Network => ("network", Some("network")),
+        let (kind, source) = match &iface.link {
+            Link::User => ("user", None),
+            Link::Bridge(br) => ("bridge", Some(("bridge", br))),
+            Link::Network(net) => ("network", Some(("network", net))),
         };
         x.open("interface", &[("type", kind)])?;
-        if let (Some(attr), Some(value)) = (source, &iface.source) {
+        if let Some((attr, value)) = source {
             x.empty("source", &[(attr, value)])?;
         }
         if let Some(mac) = &iface.mac {
@@ -296,11 +296,10 @@ pub fn virt_install(spec: &GuestSpec, uri: &str) -> Result<Vec<String>> {
         argv.extend(["--network".into(), "none".into()]);
     }
     for iface in &spec.interfaces {
-        let mut opt = match (iface.kind, &iface.source) {
-            (InterfaceType::User, _) => "user".to_owned(),
-            (InterfaceType::Bridge, Some(br)) => format!("bridge={}", vi(br)?),
-            (InterfaceType::Network, Some(net)) => format!("network={}", vi(net)?),
-            (_, None) => anyhow::bail!("{:?} interface needs a source", iface.kind),
+        let mut opt = match &iface.link {
+            Link::User => "user".to_owned(),
+            Link::Bridge(br) => format!("bridge={}", vi(br)?),
+            Link::Network(net) => format!("network={}", vi(net)?),
         };
         opt.push_str(",model=virtio");
         if let Some(mac) = &iface.mac {

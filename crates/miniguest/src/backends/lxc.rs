@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use super::idmap::IdMap;
 use super::{directories_script, find_program, path_str, GuestSpec};
 use crate::formats::lxc::LxcConfig;
-use crate::manifest::{layout as files, GuestType, InterfaceType};
+use crate::manifest::{layout as files, GuestType, Link};
 
 pub struct Container<'a> {
     pub spec: &'a GuestSpec,
@@ -115,8 +115,8 @@ impl Container<'_> {
             c.set("lxc.net.0.type", "empty")?;
         }
         for (i, iface) in spec.interfaces.iter().enumerate() {
-            match (iface.kind, &iface.source) {
-                (InterfaceType::Bridge, Some(br)) => {
+            match &iface.link {
+                Link::Bridge(br) => {
                     c.set(&format!("lxc.net.{i}.type"), "veth")?;
                     c.set(&format!("lxc.net.{i}.link"), br)?;
                     c.set(&format!("lxc.net.{i}.flags"), "up")?;

@@ -17,7 +17,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::guest_name::GuestName;
 use crate::layout::{Entry, Layout};
-use crate::manifest::{layout as files, Interface, InterfaceType, Manifest, Volume};
+use crate::manifest::{layout as files, Interface, Link, Manifest, Volume};
 use crate::store_path::store_dir;
 
 #[derive(
@@ -299,19 +299,15 @@ pub fn parse_network(spec: &str) -> Result<Vec<Interface>> {
                 Some((k, v)) => (k, Some(v.to_owned())),
                 None => (part, None),
             };
-            let kind = match (kind, &source) {
-                ("user", None) => InterfaceType::User,
-                ("bridge", Some(_)) => InterfaceType::Bridge,
-                ("network", Some(_)) => InterfaceType::Network,
+            let link = match (kind, source) {
+                ("user", None) => Link::User,
+                ("bridge", Some(br)) => Link::Bridge(br),
+                ("network", Some(net)) => Link::Network(net),
                 _ => bail!(
                     "invalid --network {part:?} (expected none, user, bridge=BR or network=NET)"
                 ),
             };
-            Ok(Interface {
-                kind,
-                source,
-                mac: None,
-            })
+            Ok(Interface { link, mac: None })
         })
         .collect()
 }
@@ -389,8 +385,8 @@ mod tests {
     fn network_specs() {
         assert!(parse_network("none").unwrap().is_empty());
         let ifs = parse_network("user,bridge=br0").unwrap();
-        assert_eq!(ifs[0].kind, InterfaceType::User);
-        assert_eq!(ifs[1].source.as_deref(), Some("br0"));
+        assert_eq!(ifs[0].link, Link::User);
+        assert_eq!(ifs[1].link, Link::Bridge("br0".into()));
         assert!(parse_network("bridge").is_err());
         assert!(parse_network("wifi").is_err());
     }

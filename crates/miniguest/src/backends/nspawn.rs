@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use super::idmap::IdMap;
 use super::lxc::require_container;
 use super::{directories_script, path_str, GuestSpec};
-use crate::manifest::{layout as files, InterfaceType};
+use crate::manifest::{layout as files, Link};
 
 /// nspawn's bind syntax separates source and target with ':'.
 fn bind_escape(path: &str) -> String {
@@ -76,10 +76,10 @@ impl Machine<'_> {
         // networking, and sharing the host's network is never the default.
         argv.push("--private-network".into());
         for iface in &spec.interfaces {
-            match (iface.kind, &iface.source) {
-                (InterfaceType::Bridge, Some(br)) => argv.push(format!("--network-bridge={br}")),
-                (kind, _) => bail!(
-                    "systemd-nspawn takes bridge=BR interfaces only (not {kind:?}); use --network none or bridge=BR"
+            match &iface.link {
+                Link::Bridge(br) => argv.push(format!("--network-bridge={br}")),
+                other => bail!(
+                    "systemd-nspawn takes bridge=BR interfaces only (not {other:?}); use --network none or bridge=BR"
                 ),
             }
         }

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 
 use super::VirtType;
 use super::{find_program, mounts, path_str, GuestSpec, Mount};
-use crate::manifest::{InterfaceType, ShareFs};
+use crate::manifest::{Link, ShareFs};
 
 /// QEMU's option syntax: a comma inside a value is written twice.
 fn qv(value: &str) -> String {
@@ -198,13 +198,12 @@ pub fn invocation(spec: &GuestSpec, socket_dir: &Path) -> Result<Invocation> {
         q.extend(["-nic".into(), "none".into()]);
     }
     for iface in &spec.interfaces {
-        let mut nic = match (iface.kind, &iface.source) {
-            (InterfaceType::User, _) => "user".to_owned(),
-            (InterfaceType::Bridge, Some(br)) => format!("bridge,br={}", qv(br)),
-            (InterfaceType::Network, _) => {
+        let mut nic = match &iface.link {
+            Link::User => "user".to_owned(),
+            Link::Bridge(br) => format!("bridge,br={}", qv(br)),
+            Link::Network(_) => {
                 bail!("libvirt networks need the libvirt backend; use bridge=BR or user")
             }
-            (InterfaceType::Bridge, None) => bail!("bridge interface needs a bridge name"),
         };
         nic.push_str(",model=virtio-net-pci");
         if let Some(mac) = &iface.mac {
