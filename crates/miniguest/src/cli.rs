@@ -270,6 +270,27 @@ pub struct CreateArgs {
     /// LXC: where containers are defined (lxc-create -P; default: lxc-config lxc.lxcpath)
     #[arg(long, env = "MINIGUEST_LXCPATH")]
     pub lxcpath: Option<PathBuf>,
+    /// nspawn: where --define writes the .nspawn settings
+    #[arg(
+        long,
+        env = "MINIGUEST_NSPAWN_DIR",
+        default_value = "/etc/systemd/nspawn"
+    )]
+    pub nspawn_dir: PathBuf,
+    /// nspawn: where machined finds machine images (a link to the root goes there)
+    #[arg(
+        long,
+        env = "MINIGUEST_MACHINES_DIR",
+        default_value = "/var/lib/machines"
+    )]
+    pub machines_dir: PathBuf,
+    /// nspawn: where the systemd-nspawn@NAME.service drop-in goes
+    #[arg(
+        long,
+        env = "MINIGUEST_UNIT_DIR",
+        default_value = "/etc/systemd/system"
+    )]
+    pub unit_dir: PathBuf,
     /// LXC/nspawn: run the container's root as the host's root. The guest can
     /// then write into the host's Nix store. Never do this outside a test rig.
     #[arg(long)]

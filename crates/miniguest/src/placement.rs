@@ -16,8 +16,18 @@ use crate::layout::Layout;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "backend", rename_all = "lowercase")]
 pub enum Location {
-    Libvirt { uri: String },
-    Lxc { lxcpath: PathBuf },
+    Libvirt {
+        uri: String,
+    },
+    Lxc {
+        lxcpath: PathBuf,
+    },
+    #[serde(rename_all = "camelCase")]
+    Nspawn {
+        settings_dir: PathBuf,
+        machines_dir: PathBuf,
+        units_dir: PathBuf,
+    },
 }
 
 impl Location {
@@ -25,6 +35,7 @@ impl Location {
         match self {
             Location::Libvirt { .. } => "libvirt",
             Location::Lxc { .. } => "lxc",
+            Location::Nspawn { .. } => "nspawn",
         }
     }
 }

@@ -812,3 +812,68 @@ fn virsh_start_by_hand_roots_the_booted_output() {
     }
     panic!("the root outlived the domain");
 }
+
+/// `create -t nspawn --define` writes what `machinectl start` uses: the
+/// `.nspawn` settings, the image link and the drop-in. systemd-nspawn
+/// reads those settings (here from /run/systemd/nspawn, machined being
+/// absent) and boots the guest with nothing on its command line but the
+/// machine and its directory.
+#[test]
+fn nspawn_define_writes_settings_systemd_nspawn_boots() {
+    if !lxc_ready() || missing(&[("systemd-nspawn", standin::which("systemd-nspawn"))]).is_some() {
+        return;
+    }
+    let env = standin::env();
+    let name = unique_name("ct");
+    install(&env, "ct", &name);
+    let settings_dir = std::path::Path::new("/run/systemd/nspawn");
+    struct Remove(std::path::PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _settings = Remove(settings_dir.join(format!("{name}.nspawn")));
+    let define = || {
+        env.cmd()
+            .args(["create", "-t", "nspawn", "--define", &name])
+            .env("MINIGUEST_NSPAWN_DIR", settings_dir)
+            .env("MINIGUEST_MACHINES_DIR", env.path("machines"))
+            .env("MINIGUEST_UNIT_DIR", env.path("units"))
+            .output()
+            .unwrap()
+    };
+    for verdict in ["defined", "unchanged"] {
+        let out = define();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stdout(&out), format!("{verdict} nspawn machine {name}\n"));
+    }
+    let drop_in = std::fs::read_to_string(
+        env.path("units")
+            .join(format!("systemd-nspawn@{name}.service.d/miniguest.conf")),
+    )
+    .unwrap();
+    assert!(
+        drop_in.contains("ExecStartPre=") && drop_in.contains("ExecStopPost="),
+        "{drop_in}"
+    );
+    let image = env.path("machines").join(&name).canonicalize().unwrap();
+    let ran = std::process::Command::new("timeout")
+        .args([
+            "60",
+            "systemd-nspawn",
+            "--quiet",
+            "--settings=trusted",
+            "--register=no",
+            "--keep-unit",
+        ])
+        .arg(format!("--machine={name}"))
+        .arg(format!("--directory={}", image.display()))
+        .output()
+        .unwrap();
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    let reports = standin::reports(&stdout(&ran));
+    assert_eq!(reports.len(), 1, "{}", stdout(&ran));
+    assert_program_read_only(&reports[0]);
+    assert_eq!(status(&env, &name)["backend"], "nspawn");
+}

@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 
 use super::idmap::IdMap;
 use super::lxc::Container;
+use super::nspawn::{Machine, NspawnDirs};
 use super::{libvirt, Defined, GuestSpec};
 use crate::guest_name::GuestName;
 use crate::placement::Location;
@@ -75,6 +76,18 @@ pub fn for_location(
             lxcpath: lxcpath.clone(),
             idmap,
             autostart,
+        }),
+        Location::Nspawn {
+            settings_dir,
+            machines_dir,
+            units_dir,
+        } => Box::new(Nspawn {
+            dirs: NspawnDirs {
+                settings: settings_dir.clone(),
+                machines: machines_dir.clone(),
+                units: units_dir.clone(),
+            },
+            idmap,
         }),
     }
 }
@@ -238,5 +251,90 @@ impl Lifecycle for Lxc {
                 State::Stopped
             },
         )
+    }
+}
+
+/// A machine `machinectl start` runs (systemd-nspawn@NAME.service).
+pub struct Nspawn {
+    pub dirs: NspawnDirs,
+    pub idmap: Option<IdMap>,
+}
+
+impl Nspawn {
+    fn machinectl(&self, verb: &str, name: &GuestName) -> Result<std::process::Output> {
+        Command::new("machinectl")
+            .args([verb, name.as_str()])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .context("cannot run machinectl")
+    }
+
+    fn checked(&self, verb: &str, name: &GuestName) -> Result<()> {
+        let out = self.machinectl(verb, name)?;
+        if !out.status.success() {
+            bail!(
+                "machinectl {verb} {name} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Lifecycle for Nspawn {
+    fn define(&self, spec: &GuestSpec) -> Result<Defined> {
+        Machine {
+            spec,
+            idmap: self.idmap,
+        }
+        .define(&self.dirs)
+    }
+
+    fn definition(&self, spec: &GuestSpec) -> Result<String> {
+        Machine {
+            spec,
+            idmap: self.idmap,
+        }
+        .settings()
+    }
+
+    fn undefine(&self, name: &GuestName) -> Result<()> {
+        let name = name.as_str();
+        crate::layout::remove_if_exists(&self.dirs.settings_file(name))?;
+        crate::layout::remove_if_exists(&self.dirs.image(name))?;
+        let drop_in = self.dirs.drop_in_dir(name);
+        crate::layout::remove_if_exists(&drop_in.join("miniguest.conf"))?;
+        let _ = std::fs::remove_dir(&drop_in);
+        Ok(())
+    }
+
+    fn start(&self, name: &GuestName) -> Result<()> {
+        self.checked("start", name)
+    }
+
+    fn stop(&self, name: &GuestName, force: bool, timeout: Duration) -> Result<()> {
+        if self.state(name)? != State::Running {
+            return Ok(());
+        }
+        self.checked(if force { "terminate" } else { "poweroff" }, name)?;
+        wait_until_stopped(self, name, timeout)
+    }
+
+    fn state(&self, name: &GuestName) -> Result<State> {
+        if !self.dirs.settings_file(name.as_str()).exists() {
+            return Ok(State::Undefined);
+        }
+        // machined knows only running machines.
+        let known = Command::new("machinectl")
+            .args(["show", name.as_str()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        Ok(if known {
+            State::Running
+        } else {
+            State::Stopped
+        })
     }
 }

@@ -1,13 +1,17 @@
 //! systemd-nspawn: the same two read-only binds and a private user range,
-//! as a command line.
+//! as a command line, or defined for `machinectl start` as a `.nspawn`
+//! settings file, the image link machined finds, and a drop-in that roots
+//! what the machine boots.
 
-use std::path::PathBuf;
+use std::os::unix::fs::lchown;
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use super::idmap::IdMap;
 use super::lxc::require_container;
-use super::{directories_script, path_str, GuestSpec};
+use super::{directories_script, path_str, Defined, GuestSpec};
+use crate::formats::unit::{command_line, UnitFile};
 use crate::manifest::{layout as files, Link};
 
 /// nspawn's bind syntax separates source and target with ':'.
@@ -102,4 +106,177 @@ impl Machine<'_> {
         s.push('\n');
         Ok(s)
     }
+}
+
+/// Where a defined nspawn machine's files go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NspawnDirs {
+    /// `.nspawn` settings (`/etc/systemd/nspawn`).
+    pub settings: PathBuf,
+    /// Machine images machined finds by name (`/var/lib/machines`).
+    pub machines: PathBuf,
+    /// systemd units, for the drop-in (`/etc/systemd/system`).
+    pub units: PathBuf,
+}
+
+impl NspawnDirs {
+    pub fn settings_file(&self, name: &str) -> PathBuf {
+        self.settings.join(format!("{name}.nspawn"))
+    }
+
+    pub fn image(&self, name: &str) -> PathBuf {
+        self.machines.join(name)
+    }
+
+    pub fn drop_in_dir(&self, name: &str) -> PathBuf {
+        self.units.join(format!("systemd-nspawn@{name}.service.d"))
+    }
+}
+
+impl Machine<'_> {
+    /// The `.nspawn` settings: what the command line says, for
+    /// `machinectl start` (whose unit reads them with --settings=override).
+    pub fn settings(&self) -> Result<String> {
+        require_container(self.spec)?;
+        let spec = self.spec;
+        let mut u = UnitFile::default();
+        u.comment(&format!(
+            "systemd-nspawn settings for Miniguest guest {}",
+            spec.name
+        ))?;
+        u.section("Exec")?;
+        u.set("Boot", "no")?;
+        u.set("Parameters", format!("/{}", files::INIT))?;
+        match self.idmap {
+            Some(map) => u.set("PrivateUsers", format!("{}:{}", map.uid_start, map.count))?,
+            None => u.set("PrivateUsers", "no")?,
+        }
+        u.section("Files")?;
+        u.set(
+            "BindReadOnly",
+            format!("{}:/nix/store", bind_escape(path_str(&spec.store_dir)?)),
+        )?;
+        u.set(
+            "BindReadOnly",
+            format!(
+                "{}:/{}",
+                bind_escape(path_str(&spec.boot_dir())?),
+                files::BOOT_DIR
+            ),
+        )?;
+        for volume in &spec.manifest.volumes {
+            u.set(
+                "Bind",
+                format!(
+                    "{}:{}",
+                    bind_escape(path_str(&spec.volume_directory(volume))?),
+                    bind_escape(&volume.mount_point)
+                ),
+            )?;
+        }
+        for share in &spec.manifest.shares {
+            let key = if share.read_only {
+                "BindReadOnly"
+            } else {
+                "Bind"
+            };
+            u.set(
+                key,
+                format!(
+                    "{}:{}",
+                    bind_escape(&share.source),
+                    bind_escape(&share.mount_point)
+                ),
+            )?;
+        }
+        u.section("Network")?;
+        u.set("Private", "yes")?;
+        u.set("VirtualEthernet", "no")?;
+        for iface in &spec.interfaces {
+            match &iface.link {
+                Link::Bridge(br) => u.set("Bridge", br)?,
+                other => bail!("systemd-nspawn takes bridge=BR interfaces only (not {other:?})"),
+            }
+        }
+        Ok(u.finish())
+    }
+
+    /// Writes the settings, the image link and the drop-in, or updates them.
+    pub fn define(&self, dirs: &NspawnDirs) -> Result<Defined> {
+        let name = self.spec.name.as_str();
+        let settings = self.settings()?;
+        let file = dirs.settings_file(name);
+        let verdict = match std::fs::read_to_string(&file) {
+            Ok(old) if old == settings => Defined::Unchanged,
+            Ok(_) => Defined::Updated,
+            Err(_) => Defined::Defined,
+        };
+        let (uid, gid) = self
+            .idmap
+            .map_or((0, 0), |m| (m.uid_start as u32, m.gid_start as u32));
+        let mut dirs_to_make = vec![self.root(), self.root().join("usr")];
+        dirs_to_make.extend(
+            self.spec
+                .manifest
+                .volumes
+                .iter()
+                .map(|v| self.spec.volume_directory(v)),
+        );
+        for dir in dirs_to_make {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            // Never through a link the container may have planted.
+            lchown(&dir, Some(uid), Some(gid)).with_context(|| {
+                format!("cannot give {} to the container's root", dir.display())
+            })?;
+        }
+        link_image(&dirs.image(name), &self.root())?;
+        if let Some(hook) = &self.spec.hook {
+            let mut unit = UnitFile::default();
+            unit.comment("Miniguest: keep what the machine boots from garbage collection")?;
+            unit.section("Service")?;
+            for (key, event) in [("ExecStartPre", "started"), ("ExecStopPost", "stopped")] {
+                let script = format!("{hook} {event} {name} nspawn");
+                unit.set(key, command_line(&["/bin/sh", "-c", &script]))?;
+            }
+            write_file(
+                &dirs.drop_in_dir(name).join("miniguest.conf"),
+                &unit.finish(),
+            )?;
+        }
+        write_file(&file, &settings)?;
+        Ok(verdict)
+    }
+}
+
+/// `machines/NAME` -> the root: created if absent, replaced only if it is
+/// already a link (ours); anything else there is someone else's.
+fn link_image(image: &Path, root: &Path) -> Result<()> {
+    match std::fs::read_link(image) {
+        Ok(target) if target == root => return Ok(()),
+        Ok(_) => std::fs::remove_file(image)?,
+        Err(_) if image.symlink_metadata().is_ok() => {
+            bail!(
+                "{} exists and is not Miniguest's; refusing to replace it",
+                image.display()
+            )
+        }
+        Err(_) => {}
+    }
+    if let Some(parent) = image.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::os::unix::fs::symlink(root, image)
+        .with_context(|| format!("cannot create {}", image.display()))
+}
+
+/// Replaced whole, never seen half-written.
+fn write_file(path: &Path, text: &str) -> Result<()> {
+    let dir = path.parent().context("no parent directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }

@@ -77,14 +77,23 @@ pub fn run(layout: &Layout, args: CreateArgs) -> Result<()> {
             }
         }
         Backend::Nspawn => {
-            if args.define || print_config {
-                bail!("systemd-nspawn is configured by its command line here: run the printed command");
-            }
             let machine = Machine {
                 spec: &spec,
                 idmap: root_map(args.unsafe_unmapped_root)?,
             };
-            emit(&exposure, &machine.script()?);
+            if args.define {
+                eprint!("{exposure}");
+                let location = Location::Nspawn {
+                    settings_dir: args.nspawn_dir.clone(),
+                    machines_dir: args.machines_dir.clone(),
+                    units_dir: args.unit_dir.clone(),
+                };
+                define(layout, &spec, &args, location, machine.idmap)?;
+            } else if print_config {
+                emit(&exposure, &machine.settings()?);
+            } else {
+                emit(&exposure, &machine.script()?);
+            }
         }
     }
     Ok(())
@@ -105,6 +114,7 @@ fn define(
     let what = match location {
         Location::Libvirt { .. } => "libvirt domain",
         Location::Lxc { .. } => "LXC container",
+        Location::Nspawn { .. } => "nspawn machine",
     };
     placement::write(
         layout,
@@ -119,6 +129,12 @@ fn define(
     )?;
     println!("{} {what} {}", verdict.as_str(), spec.name);
     eprintln!("start it with: miniguest start {}", spec.name);
+    if args.autostart && what == "nspawn machine" {
+        eprintln!(
+            "note: nspawn machines start with the host once enabled: machinectl enable {}",
+            spec.name
+        );
+    }
     Ok(())
 }
 

@@ -6,4 +6,5 @@
 pub mod lxc;
 pub mod nix;
 pub mod shell;
+pub mod unit;
 pub mod xml;
