@@ -689,6 +689,11 @@ fn day_two(
     assert_eq!(s["needsRestart"], false, "{s}");
     assert_eq!(s["booted"], s["current"], "{s}");
 
+    // Not removed from under itself.
+    let out = env.run(&["remove", &name]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("is running"), "{}", stderr(&out));
+
     let out = env.run(&["stop", &name, "--force"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let s = status(&env, &name);
@@ -709,6 +714,17 @@ fn day_two_libvirt() {
     // The stand-in ignores ACPI: a clean stop times out, a forced one kills.
     day_two(
         "vmstay",
+        &[],
+        &[libvirt_needed()],
+        &["--force"],
+        &["--memory", "384"],
+    );
+}
+
+#[test]
+fn day_two_libvirt_virtiofs() {
+    day_two(
+        "vmstayfs",
         &[],
         &[libvirt_needed()],
         &["--force"],
@@ -876,4 +892,45 @@ fn nspawn_define_writes_settings_systemd_nspawn_boots() {
     assert_eq!(reports.len(), 1, "{}", stdout(&ran));
     assert_program_read_only(&reports[0]);
     assert_eq!(status(&env, &name)["backend"], "nspawn");
+}
+
+/// `upgrade --restart` restarts a running guest into its new generation,
+/// and leaves one that already runs its current generation alone.
+#[test]
+fn upgrade_restart_restarts_only_what_changed() {
+    if !lxc_ready() {
+        return;
+    }
+    let env = standin::env();
+    let name = unique_name("ctstay");
+    install(&env, "ctstay", &name);
+    let lxcpath = env.path("lxc");
+    let log = env.path("ct.log");
+    lxc_define(&env, &name, &lxcpath, &log);
+    let out = env.run(&["start", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_for_reports(&log, 1, BOOT_TIMEOUT);
+    let first = status(&env, &name)["booted"].clone();
+
+    let out = env.run(&["upgrade", "--restart", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("up to date"), "{}", stdout(&out));
+    assert_eq!(
+        status(&env, &name)["booted"],
+        first,
+        "restarted for nothing"
+    );
+
+    set_version(&env, "2");
+    let _ = std::fs::remove_file(&log);
+    let out = env.run(&["upgrade", "--restart", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s = status(&env, &name);
+    assert_eq!(s["state"], "running", "{s}");
+    assert_eq!(s["booted"], s["current"], "{s}");
+    assert_ne!(s["booted"], first, "{s}");
+    let reports = wait_for_reports(&log, 1, BOOT_TIMEOUT);
+    assert_eq!(reports.last().unwrap().version, "2", "{reports:?}");
+    let out = env.run(&["stop", &name, "--force"]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }
