@@ -238,6 +238,34 @@ impl Lifecycle for Lxc {
         wait_until_stopped(self, name, Duration::from_secs(1))
     }
 
+    /// One `lxc-ls` for all: `status` asks about many containers.
+    fn states(&self, names: &[GuestName]) -> Result<Vec<State>> {
+        let out = Command::new("lxc-ls")
+            .arg("-P")
+            .arg(&self.lxcpath)
+            .args(["--running", "-1"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .context("cannot run lxc-ls")?;
+        if !out.status.success() {
+            return names.iter().map(|n| self.state(n)).collect();
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let running: std::collections::HashSet<&str> = text.lines().map(str::trim).collect();
+        Ok(names
+            .iter()
+            .map(|name| {
+                if !self.lxcpath.join(name.as_str()).join("config").exists() {
+                    State::Undefined
+                } else if running.contains(name.as_str()) {
+                    State::Running
+                } else {
+                    State::Stopped
+                }
+            })
+            .collect())
+    }
+
     fn state(&self, name: &GuestName) -> Result<State> {
         if !self.lxcpath.join(name.as_str()).join("config").exists() {
             return Ok(State::Undefined);
