@@ -334,6 +334,52 @@ fn check_scripts(vm: &GuestSpec, ct: &GuestSpec) {
     }
 }
 
+/// The `.nspawn` settings read as systemd reads them: sections, then
+/// `Key=value` lines.
+fn check_nspawn_settings(spec: &GuestSpec) {
+    let Ok(settings) = (Machine {
+        spec,
+        idmap: Some(MAP),
+    })
+    .settings() else {
+        return;
+    };
+    let mut keys = Vec::new();
+    for line in settings
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        if line.starts_with('[') {
+            keys.push(line.to_owned());
+            continue;
+        }
+        let (k, v) = line.split_once('=').expect("every line is Key=value");
+        keys.push(k.to_owned());
+        if k == "Bridge" {
+            assert_eq!(v, bridge(spec));
+        }
+    }
+    assert_eq!(
+        keys,
+        [
+            "[Exec]",
+            "Boot",
+            "Parameters",
+            "PrivateUsers",
+            "[Files]",
+            "BindReadOnly",
+            "BindReadOnly",
+            "Bind",
+            "Bind",
+            "[Network]",
+            "Private",
+            "VirtualEthernet",
+            "Bridge"
+        ],
+        "{settings}"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
@@ -343,6 +389,7 @@ proptest! {
         let plain = h.iter().all(|s| !s.chars().any(char::is_control));
         check_xml(&spec(false, &h), plain);
         check_scripts(&spec(false, &h), &spec(true, &h));
+        check_nspawn_settings(&spec(true, &h));
     }
 }
 
