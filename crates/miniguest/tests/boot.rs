@@ -278,6 +278,23 @@ fn lxc_start(lxcpath: &std::path::Path, name: &str, log: &std::path::Path) -> Ve
     standin::reports(&std::fs::read_to_string(log).unwrap())
 }
 
+/// The stand-in installed as a fresh guest and defined as an LXC container
+/// (twice), with its LXC path and console log; None where LXC cannot run.
+fn defined_container(
+    attr: &str,
+) -> Option<(TestEnv, String, std::path::PathBuf, std::path::PathBuf)> {
+    if !lxc_ready() {
+        return None;
+    }
+    let env = standin::env();
+    let name = unique_name(attr);
+    install(&env, attr, &name);
+    let lxcpath = env.path("lxc");
+    let log = env.path("ct.log");
+    lxc_define(&env, &name, &lxcpath, &log);
+    Some((env, name, lxcpath, log))
+}
+
 fn lxc_ready() -> bool {
     missing(&[
         ("lxc-start", standin::which("lxc-start")),
@@ -291,15 +308,9 @@ fn lxc_ready() -> bool {
 
 #[test]
 fn lxc_container_with_mapped_root_boots_and_cannot_write_the_store() {
-    if !lxc_ready() {
+    let Some((env, name, lxcpath, log)) = defined_container("ct") else {
         return;
-    }
-    let env = standin::env();
-    let name = unique_name("ct");
-    install(&env, "ct", &name);
-    let lxcpath = env.path("lxc");
-    let log = env.path("ct.log");
-    lxc_define(&env, &name, &lxcpath, &log);
+    };
     let config = std::fs::read_to_string(lxcpath.join(&name).join("config")).unwrap();
     assert!(config.contains("lxc.idmap = u 0 "), "{config}");
 
@@ -753,15 +764,9 @@ fn day_two_lxc() {
 /// stops.
 #[test]
 fn lxc_start_by_hand_roots_the_booted_output() {
-    if !lxc_ready() {
+    let Some((env, name, lxcpath, log)) = defined_container("ctstay") else {
         return;
-    }
-    let env = standin::env();
-    let name = unique_name("ctstay");
-    install(&env, "ctstay", &name);
-    let lxcpath = env.path("lxc");
-    let log = env.path("ct.log");
-    lxc_define(&env, &name, &lxcpath, &log);
+    };
     let root = std::path::Path::new("/nix/var/nix/gcroots/miniguest").join(&name);
     let lxc = |tool: &str, extra: &[&str]| {
         let out = std::process::Command::new(tool)
@@ -898,15 +903,9 @@ fn nspawn_define_writes_settings_systemd_nspawn_boots() {
 /// and leaves one that already runs its current generation alone.
 #[test]
 fn upgrade_restart_restarts_only_what_changed() {
-    if !lxc_ready() {
+    let Some((env, name, _, log)) = defined_container("ctstay") else {
         return;
-    }
-    let env = standin::env();
-    let name = unique_name("ctstay");
-    install(&env, "ctstay", &name);
-    let lxcpath = env.path("lxc");
-    let log = env.path("ct.log");
-    lxc_define(&env, &name, &lxcpath, &log);
+    };
     let out = env.run(&["start", &name]);
     assert!(out.status.success(), "{}", stderr(&out));
     wait_for_reports(&log, 1, BOOT_TIMEOUT);

@@ -193,23 +193,18 @@ fn id_maps_that_hold_host_root_are_refused_and_overlaps_warned() {
     need_nix!();
     let env = hostile();
     install(&env, "goodct");
-    let dir = subids(&env, "root:0:65536\n");
-    let out = env
-        .cmd()
-        .args(["create", "goodct", "--config"])
-        .env("MINIGUEST_SUBID_DIR", &dir)
-        .output()
-        .unwrap();
+    let create = |subid: &str| {
+        env.cmd()
+            .args(["create", "goodct", "--config"])
+            .env("MINIGUEST_SUBID_DIR", subids(&env, subid))
+            .output()
+            .unwrap()
+    };
+    let out = create("root:0:65536\n");
     assert_refused(&out, "contains host id 0");
     assert_eq!(stdout(&out), "");
 
-    let dir = subids(&env, "alice:100000:65536\nroot:150000:65536\n");
-    let out = env
-        .cmd()
-        .args(["create", "goodct", "--config"])
-        .env("MINIGUEST_SUBID_DIR", &dir)
-        .output()
-        .unwrap();
+    let out = create("alice:100000:65536\nroot:150000:65536\n");
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("overlaps alice's range 100000:65536"),
