@@ -244,7 +244,7 @@ impl HypervisorOptions {
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// Hypervisor backend (default: libvirt for VM guests, lxc for containers)
-    #[arg(short = 't', long = "type", value_enum)]
+    #[arg(short = 't', long = "type", visible_alias = "hypervisor", value_enum)]
     pub backend: Option<Backend>,
     pub name: String,
     /// Apply the configuration instead of printing a command

@@ -52,6 +52,9 @@ pub fn parse(input: &str, cwd: &Path) -> Result<Parsed> {
             let segments = split_attr_path(attr)?;
             if segments.len() == 1 {
                 (config_output(&segments[0]), Some(segments[0].clone()))
+            } else if segments.len() == 2 && segments[0] == CONFIGS {
+                // The original Miniguest took the configuration itself.
+                (config_output(&segments[1]), Some(segments[1].clone()))
             } else {
                 let implied = match segments.as_slice() {
                     [first, name, ..] if first == CONFIGS => Some(name.clone()),
@@ -153,6 +156,16 @@ mod tests {
     fn short_attribute_expands_to_the_guest_output() {
         let parsed = p("github:me/guests#web");
         assert_eq!(parsed.installable.flake, "github:me/guests");
+        assert_eq!(
+            parsed.installable.attribute,
+            "nixosConfigurations.web.config.system.build.miniguest"
+        );
+        assert_eq!(parsed.implied_name.as_deref(), Some("web"));
+    }
+
+    #[test]
+    fn a_configuration_means_its_guest_output() {
+        let parsed = p("github:me/guests#nixosConfigurations.web");
         assert_eq!(
             parsed.installable.attribute,
             "nixosConfigurations.web.config.system.build.miniguest"

@@ -619,3 +619,30 @@ fn completions_and_man_page() {
     let man = stdout(&env.run(&["manpage"]));
     assert!(man.contains(".TH miniguest"));
 }
+
+/// What users of the original Miniguest type: `--hypervisor`, and the
+/// configuration itself as the installable.
+#[test]
+fn the_original_spellings_work() {
+    need_nix!();
+    let env = TestEnv::new();
+    let out = env.run(&["install", &env.flake("nixosConfigurations.vm")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(env.generations("vm"), vec![1]);
+    let out = env.run(&["create", "--hypervisor", "qemu", "vm"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("qemu-system-"), "{}", stdout(&out));
+}
+
+/// A command that fails prints nothing of its output first.
+#[test]
+fn create_validates_before_printing() {
+    need_nix!();
+    let env = TestEnv::new();
+    assert!(env.run(&["install", &env.flake("ct")]).status.success());
+    for backend in ["libvirt", "qemu"] {
+        let out = env.run(&["create", "-t", backend, "ct"]);
+        assert_one_line_error(&out);
+        assert_eq!(stdout(&out), "", "{backend} printed before failing");
+    }
+}
