@@ -68,6 +68,65 @@ pub enum Command {
     Hook(HookArgs),
 }
 
+/// Nix's own flags, passed to every `nix` command a guest's build runs.
+#[derive(Debug, Args, Default, Clone)]
+pub struct NixFlags {
+    /// Use another flake for an input (recorded: upgrades repeat it)
+    #[arg(long, num_args = 2, value_names = ["INPUT", "FLAKEREF"], action = clap::ArgAction::Append)]
+    pub override_input: Vec<String>,
+    /// Evaluate impurely (recorded: upgrades repeat it)
+    #[arg(long)]
+    pub impure: bool,
+    /// Set a Nix option for this command
+    #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"], action = clap::ArgAction::Append)]
+    pub option: Vec<String>,
+    /// Show build logs
+    #[arg(short = 'L', long)]
+    pub print_build_logs: bool,
+    /// Show the trace of an evaluation error
+    #[arg(long)]
+    pub show_trace: bool,
+    /// Use no network
+    #[arg(long)]
+    pub offline: bool,
+    /// Refetch the flake (upgrade always does)
+    #[arg(long)]
+    pub refresh: bool,
+    /// More arguments for Nix, after `--`
+    #[arg(last = true, value_name = "NIX_ARGS")]
+    pub nix_args: Vec<String>,
+}
+
+impl NixFlags {
+    /// What is passed to Nix on this invocation only.
+    pub fn passed(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        for pair in self.option.chunks(2) {
+            args.push("--option".to_owned());
+            args.extend(pair.iter().cloned());
+        }
+        if self.print_build_logs {
+            args.push("--print-build-logs".into());
+        }
+        if self.show_trace {
+            args.push("--show-trace".into());
+        }
+        if self.offline {
+            args.push("--offline".into());
+        }
+        args.extend(self.nix_args.iter().cloned());
+        args
+    }
+
+    /// The `--override-input` pairs.
+    pub fn override_inputs(&self) -> Vec<(String, String)> {
+        self.override_input
+            .chunks(2)
+            .map(|p| (p[0].clone(), p[1].clone()))
+            .collect()
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct InstallArgs {
     /// Guest name (default: the configuration's attribute name)
@@ -78,6 +137,8 @@ pub struct InstallArgs {
     pub force: bool,
     /// FLAKEREF[#ATTR]: ATTR names nixosConfigurations.ATTR, or is a full attribute path
     pub source: String,
+    #[command(flatten)]
+    pub nix: NixFlags,
 }
 
 #[derive(Debug, Args)]
@@ -90,6 +151,8 @@ pub struct UpgradeArgs {
     /// Restart upgraded guests that run and need it
     #[arg(long)]
     pub restart: bool,
+    #[command(flatten)]
+    pub nix: NixFlags,
 }
 
 #[derive(Debug, Args)]

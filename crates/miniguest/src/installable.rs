@@ -13,14 +13,34 @@ const CONFIGS: &str = "nixosConfigurations";
 /// so it still means the same thing from another working directory) and the
 /// full attribute path of the guest output.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Installable {
     pub flake: String,
     pub attribute: String,
+    /// `--override-input INPUT FLAKEREF` pairs, repeated on every upgrade.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub override_inputs: Vec<(String, String)>,
+    /// `--impure`, repeated on every upgrade.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub impure: bool,
 }
 
 impl Installable {
     pub fn to_arg(&self) -> String {
         format!("{}#{}", self.flake, self.attribute)
+    }
+
+    /// The Nix options recorded with the guest (`--override-input`,
+    /// `--impure`), for every command that evaluates it.
+    pub fn recorded_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        for (input, flake) in &self.override_inputs {
+            args.extend(["--override-input".to_owned(), input.clone(), flake.clone()]);
+        }
+        if self.impure {
+            args.push("--impure".into());
+        }
+        args
     }
 }
 
@@ -65,7 +85,12 @@ pub fn parse(input: &str, cwd: &Path) -> Result<Parsed> {
         }
     };
     Ok(Parsed {
-        installable: Installable { flake, attribute },
+        installable: Installable {
+            flake,
+            attribute,
+            override_inputs: vec![],
+            impure: false,
+        },
         implied_name,
     })
 }

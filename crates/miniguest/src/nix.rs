@@ -60,14 +60,33 @@ struct BuildResult {
     outputs: std::collections::BTreeMap<String, String>,
 }
 
+/// Options for one Nix invocation beyond the installable: what the user
+/// passed through (`-L`, `--show-trace`, `--option N V`, `--offline`,
+/// anything after `--`) and whether to refetch the flake.
+#[derive(Debug, Clone, Default)]
+pub struct NixArgs {
+    pub passed: Vec<String>,
+    pub refresh: bool,
+}
+
+impl NixArgs {
+    fn apply(&self, cmd: &mut Command, installable: Option<&Installable>) {
+        if self.refresh {
+            cmd.arg("--refresh");
+        }
+        if let Some(i) = installable {
+            cmd.args(i.recorded_args());
+        }
+        cmd.args(&self.passed);
+    }
+}
+
 /// Builds an installable without creating a result link and returns its
 /// `out` path.
-pub fn build(installable: &Installable, refresh: bool) -> Result<StorePath> {
+pub fn build(installable: &Installable, args: &NixArgs) -> Result<StorePath> {
     let mut cmd = Command::new("nix");
     cmd.args(["build", "--json", "--no-link"]);
-    if refresh {
-        cmd.arg("--refresh");
-    }
+    args.apply(&mut cmd, Some(installable));
     // Whatever the installable says, it is never an option.
     cmd.arg("--").arg(installable.to_arg());
     let results: Vec<BuildResult> = cmd.capture_json()?;
@@ -83,11 +102,13 @@ pub fn build(installable: &Installable, refresh: bool) -> Result<StorePath> {
 /// attribute paths `paths` below its output `top`, in order. Pure
 /// evaluation, as `nix build FLAKE#ATTR` does it, but one evaluation for
 /// all (Nix 2.8 evaluates a flake again for each installable).
+/// `flake` is one of the guests' installables: its flake reference and
+/// recorded options serve for all.
 pub fn eval_drv_paths(
-    flake: &str,
+    flake: &Installable,
     top: &str,
     paths: &[Vec<String>],
-    refresh: bool,
+    args: &NixArgs,
 ) -> Result<Vec<String>> {
     use crate::formats::nix::string_list;
     let lists: Vec<String> = paths
@@ -100,11 +121,13 @@ pub fn eval_drv_paths(
     );
     let mut cmd = Command::new("nix");
     cmd.args(["eval", "--json"]);
-    if refresh {
-        cmd.arg("--refresh");
-    }
+    args.apply(&mut cmd, Some(flake));
     cmd.arg("--apply").arg(apply).arg("--");
-    cmd.arg(format!("{flake}#{}", crate::installable::quote_attr(top)));
+    cmd.arg(format!(
+        "{}#{}",
+        flake.flake,
+        crate::installable::quote_attr(top)
+    ));
     let drvs: Vec<String> = cmd.capture_json()?;
     if drvs.len() != paths.len() {
         bail!(
@@ -117,9 +140,11 @@ pub fn eval_drv_paths(
 }
 
 /// Builds derivations in one `nix build` and returns each one's `out`.
-pub fn build_drvs(drvs: &[String]) -> Result<Vec<StorePath>> {
+pub fn build_drvs(drvs: &[String], args: &NixArgs) -> Result<Vec<StorePath>> {
     let mut cmd = Command::new("nix");
-    cmd.args(["build", "--json", "--no-link", "--"]).args(drvs);
+    cmd.args(["build", "--json", "--no-link"]);
+    cmd.args(&args.passed);
+    cmd.arg("--").args(drvs);
     let results: Vec<DrvResult> = cmd.capture_json()?;
     // Nix reports them in its own order.
     drvs.iter()

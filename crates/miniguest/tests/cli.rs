@@ -380,13 +380,22 @@ fn bad_names_are_refused_before_anything_runs() {
         for cmd in [
             &["remove", "--", name][..],
             &["rollback", "--", name],
-            &["upgrade", "--", name],
             &["create", "--", name],
             &["generations", "--", name],
         ] {
             let out = env.run(cmd);
             assert_one_line_error(&out);
             assert!(stderr(&out).contains("invalid guest name"), "{cmd:?}");
+        }
+        // `upgrade -- …` passes what follows to Nix; a name that looks
+        // like an option is refused as one.
+        let out = env.run(&["upgrade", name]);
+        assert!(!out.status.success(), "upgrade {name:?}");
+        if !name.starts_with('-') {
+            assert!(
+                stderr(&out).contains("invalid guest name"),
+                "upgrade {name:?}"
+            );
         }
     }
     assert_eq!(env.visible_state(), Vec::<String>::new());
@@ -645,4 +654,76 @@ fn create_validates_before_printing() {
         assert_one_line_error(&out);
         assert_eq!(stdout(&out), "", "{backend} printed before failing");
     }
+}
+
+/// Nix's own flags reach Nix, and the ones that change what is built
+/// (`--override-input`, `--impure`) are recorded, so upgrades build the
+/// same thing.
+#[test]
+fn nix_flags_pass_through_and_overrides_are_recorded() {
+    need_nix!();
+    let env = TestEnv::new();
+    let flake = env.path("withinput");
+    for (dir, word) in [("dep1", "one"), ("dep2", "two")] {
+        let d = env.path(dir);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join("flake.nix"),
+            format!("{{ outputs = _: {{ word = \"{word}\"; }}; }}"),
+        )
+        .unwrap();
+    }
+    std::fs::create_dir_all(&flake).unwrap();
+    std::fs::write(
+        flake.join("flake.nix"),
+        format!(
+            r#"{{
+  inputs.dep.url = "path:{}";
+  outputs = {{ self, dep }}: {{
+    nixosConfigurations.vm.config.system.build.miniguest = derivation {{
+      name = "miniguest-vm";
+      system = "x86_64-linux";
+      builder = "/bin/sh";
+      args = [ "-c" "export PATH=/usr/bin:/bin; mkdir -p $out/boot; echo '#!/bin/sh' > $out/boot/init; echo k > $out/kernel; echo i > $out/initrd; echo '{{\"version\":1,\"guestType\":\"qemu\"}}' > $out/miniguest.json; echo ${{dep.word}} > $out/boot/word" ];
+    }};
+  }};
+}}"#,
+            env.path("dep1").display()
+        ),
+    )
+    .unwrap();
+    let source = format!("path:{}#vm", flake.display());
+    let dep2 = format!("path:{}", env.path("dep2").display());
+    let out = env.run(&[
+        "install",
+        "--override-input",
+        "dep",
+        &dep2,
+        "-L",
+        "--show-trace",
+        "--option",
+        "max-jobs",
+        "2",
+        &source,
+        "--",
+        "--keep-going",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let word = |env: &TestEnv| {
+        std::fs::read_to_string(env.current_output("vm").join("boot/word")).unwrap()
+    };
+    assert_eq!(word(&env), "two\n");
+    let record = std::fs::read_to_string(env.profiles_dir().join(".miniguest/vm.json")).unwrap();
+    assert!(record.contains("overrideInputs"), "{record}");
+    // The upgrade repeats the override, though the flake's lock says dep1.
+    let out = env.run(&["upgrade", "vm", "--offline"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(word(&env), "two\n");
+    // A later install --force without it records that.
+    let out = env.run(&["install", "--force", &source]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(word(&env), "one\n");
+    let out = env.run(&["upgrade", "vm"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(word(&env), "one\n");
 }

@@ -8,7 +8,10 @@ use crate::{installable, lock, nix, origin};
 
 pub fn run(layout: &Layout, args: InstallArgs) -> Result<()> {
     let cwd = std::env::current_dir().context("cannot determine the working directory")?;
-    let parsed = installable::parse(&args.source, &cwd)?;
+    let mut parsed = installable::parse(&args.source, &cwd)?;
+    // Recorded with the guest: its upgrades build what this install built.
+    parsed.installable.override_inputs = args.nix.override_inputs();
+    parsed.installable.impure = args.nix.impure;
     let name = match args.name.as_deref().or(parsed.implied_name.as_deref()) {
         Some(name) => parse_name(name)?,
         None => bail!(
@@ -30,7 +33,11 @@ pub fn run(layout: &Layout, args: InstallArgs) -> Result<()> {
     // Find out now, not after the build, that the link cannot be made.
     layout.check_writable_guests_dir()?;
 
-    let out = nix::build(&parsed.installable, false)?;
+    let nix_args = nix::NixArgs {
+        passed: args.nix.passed(),
+        refresh: args.nix.refresh,
+    };
+    let out = nix::build(&parsed.installable, &nix_args)?;
     crate::output::inspect(out.as_path()).with_context(|| {
         format!(
             "{} is not a Miniguest guest output",

@@ -22,8 +22,14 @@ pub fn run(layout: &Layout, args: UpgradeArgs) -> Result<()> {
     } else {
         args.names
     };
+    // Upgrades always refetch; the recorded --override-input and --impure
+    // come with each guest's origin.
+    let nix_args = nix::NixArgs {
+        passed: args.nix.passed(),
+        refresh: true,
+    };
     if names.len() == 1 {
-        return upgrade_one(layout, &names[0], args.restart);
+        return upgrade_one(layout, &names[0], args.restart, &nix_args);
     }
 
     // Lock every guest (in name order, so two batches cannot deadlock) and
@@ -43,16 +49,18 @@ pub fn run(layout: &Layout, args: UpgradeArgs) -> Result<()> {
     }
     // Guests of one flake are evaluated together, once, and built in one
     // `nix build` (in parallel).
-    let mut by_flake: BTreeMap<(String, String), Vec<(LockedGuest, Installable)>> = BTreeMap::new();
+    // Guests evaluate together only with the same recorded Nix options.
+    type Key = (String, Vec<String>, String);
+    let mut by_flake: BTreeMap<Key, Vec<(LockedGuest, Installable)>> = BTreeMap::new();
     for (guest, origin) in guests {
         let top = split_attr_path(&origin.attribute)?.remove(0);
         by_flake
-            .entry((origin.flake.clone(), top))
+            .entry((origin.flake.clone(), origin.recorded_args(), top))
             .or_default()
             .push((guest, origin));
     }
-    for ((flake, top), group) in by_flake {
-        let outputs = build_group(&flake, &top, &group)?;
+    for ((_, _, top), group) in by_flake {
+        let outputs = build_group(&top, &group, &nix_args)?;
         for ((guest, origin), output) in group.iter().zip(outputs) {
             let result = output.and_then(|out| finish(layout, guest, origin, out, args.restart));
             if let Err(e) = result {
@@ -70,30 +78,32 @@ pub fn run(layout: &Layout, args: UpgradeArgs) -> Result<()> {
 /// Each guest's output: one evaluation and one build for the group; if
 /// either fails, each guest on its own, so that a broken one fails alone.
 fn build_group(
-    flake: &str,
     top: &str,
     group: &[(LockedGuest, Installable)],
+    nix_args: &nix::NixArgs,
 ) -> Result<Vec<Result<StorePath>>> {
     let paths = group
         .iter()
         .map(|(_, o)| split_attr_path(&o.attribute).map(|p| p[1..].to_vec()))
         .collect::<Result<Vec<_>>>()?;
     let drvs = if group.len() > 1 {
-        nix::eval_drv_paths(flake, top, &paths, true).ok()
+        nix::eval_drv_paths(&group[0].1, top, &paths, nix_args).ok()
     } else {
         None
     };
     Ok(match drvs {
-        Some(drvs) => match nix::build_drvs(&drvs) {
+        Some(drvs) => match nix::build_drvs(&drvs, nix_args) {
             Ok(outputs) => outputs.into_iter().map(Ok).collect(),
             Err(_) => drvs
                 .iter()
-                .map(|drv| nix::build_drvs(std::slice::from_ref(drv)).map(|mut o| o.remove(0)))
+                .map(|drv| {
+                    nix::build_drvs(std::slice::from_ref(drv), nix_args).map(|mut o| o.remove(0))
+                })
                 .collect(),
         },
         None => group
             .iter()
-            .map(|(_, origin)| nix::build(origin, true))
+            .map(|(_, origin)| nix::build(origin, nix_args))
             .collect(),
     })
 }
@@ -109,9 +119,9 @@ fn open<'a>(layout: &'a Layout, name: &str) -> Result<(LockedGuest<'a>, Installa
     Ok((guest, origin))
 }
 
-fn upgrade_one(layout: &Layout, name: &str, restart: bool) -> Result<()> {
+fn upgrade_one(layout: &Layout, name: &str, restart: bool, nix_args: &nix::NixArgs) -> Result<()> {
     let (guest, origin) = open(layout, name)?;
-    let out = nix::build(&origin, true)?;
+    let out = nix::build(&origin, nix_args)?;
     finish(layout, &guest, &origin, out, restart)
 }
 
