@@ -12,6 +12,7 @@ pub mod layout;
 pub mod lock;
 pub mod manifest;
 pub mod nix;
+pub mod nix_profile;
 pub mod origin;
 pub mod output;
 pub mod placement;

@@ -727,3 +727,43 @@ fn nix_flags_pass_through_and_overrides_are_recorded() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(word(&env), "one\n");
 }
+
+/// A guest the original Miniguest installed: `nix profile install
+/// --profile PROFILES/NAME FLAKE#ATTR`, linked from GUESTS_DIR/NAME. It is
+/// listed, upgraded in place from the flake its manifest names, and its
+/// first generation stays available for rollback.
+#[test]
+fn guests_installed_by_the_original_upgrade_in_place() {
+    need_nix!();
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.profiles_dir()).unwrap();
+    std::fs::create_dir_all(env.guests_dir()).unwrap();
+    let made = std::process::Command::new("nix")
+        .envs(env.nix_env())
+        .args(["profile", "install", "--profile"])
+        .arg(env.profile("vm"))
+        .arg(env.flake("nixosConfigurations.vm.config.system.build.miniguest"))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", stderr(&made));
+    std::os::unix::fs::symlink(env.profile("vm"), env.link("vm")).unwrap();
+    assert!(env.profile("vm").join("manifest.json").is_file());
+
+    let out = env.run(&["list", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["name"], "vm");
+    assert_eq!(rows[0]["guestType"], "qemu", "{rows}");
+
+    env.set_version("2");
+    let out = env.run(&["upgrade", "vm"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(env.generations("vm"), vec![1, 2]);
+    assert!(!env.profile("vm").join("manifest.json").exists());
+    let out = env.run(&["rollback", "vm"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        env.profile("vm").join("manifest.json").is_file(),
+        "generation 1 is the original's"
+    );
+}

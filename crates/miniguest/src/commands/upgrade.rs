@@ -110,12 +110,23 @@ fn build_group(
 
 fn open<'a>(layout: &'a Layout, name: &str) -> Result<(LockedGuest<'a>, Installable)> {
     let guest = LockedGuest::open(layout, name)?;
-    let origin = origin::read(&layout.origin_file(&guest.name))?.with_context(|| {
-        format!(
-            "guest {} has no recorded flake reference; reinstall it with `miniguest install --force`",
-            guest.name
-        )
-    })?;
+    let origin_file = layout.origin_file(&guest.name);
+    let origin = match origin::read(&origin_file)? {
+        Some(origin) => origin,
+        // Installed by the original Miniguest, with `nix profile`: its
+        // manifest names the flake. Recorded now; the upgrade then sets the
+        // profile as Miniguest does, the old generations kept.
+        None => {
+            let origin = crate::nix_profile::origin(&guest.profile_path())?.with_context(|| {
+                format!(
+                    "guest {} has no recorded flake reference; reinstall it with `miniguest install --force`",
+                    guest.name
+                )
+            })?;
+            origin::write(&origin_file, &origin)?;
+            origin
+        }
+    };
     Ok((guest, origin))
 }
 
