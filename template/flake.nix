@@ -13,12 +13,11 @@
         system = "x86_64-linux";
         modules = [ miniguest.nixosModules.guest module ];
       };
+      # Every directory under ./guests is a guest of that name: adding one
+      # adds a guest. Install with: miniguest install .#NAME
+      dirs = nixpkgs.lib.filterAttrs (_: type: type == "directory") (builtins.readDir ./guests);
     in
     {
-      # Install with: miniguest install .#stateless   (then: miniguest create stateless)
-      nixosConfigurations = {
-        stateless = guest ./guests/stateless;
-        container = guest ./guests/container;
-      };
+      nixosConfigurations = builtins.mapAttrs (name: _: guest ./guests/${name}) dirs;
     };
 }

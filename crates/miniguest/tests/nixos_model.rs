@@ -458,17 +458,42 @@ fn the_readmes_examples_evaluate_verbatim() {
 }
 
 /// The template the CLI writes and the flake exports, with the model as its
-/// nixpkgs and this repository as its miniguest input.
+/// nixpkgs and this repository as its miniguest input: every directory
+/// under ./guests is a guest, so adding one adds a guest.
 #[test]
-fn the_templates_guests_evaluate() {
+fn the_templates_guests_evaluate_and_a_new_directory_is_a_new_guest() {
     let lib = need_model!();
-    let r = eval(
-        &lib,
-        &format!(
-            r#"let t = (import {}/template/flake.nix).outputs {{ self = t; nixpkgs = model.nixpkgs; miniguest = flake; }}; in lib.mapAttrs (_: built) t.nixosConfigurations"#,
-            repo_root().display()
-        ),
+    let dir = tempfile::tempdir().unwrap();
+    common::copy_dir(&repo_root().join("template"), dir.path());
+    let guests = |dir: &std::path::Path| {
+        eval(
+            &lib,
+            &format!(
+                r#"let t = (import {}/flake.nix).outputs {{ self = t; nixpkgs = model.nixpkgs; miniguest = flake; }}; in lib.mapAttrs (_: built) t.nixosConfigurations"#,
+                dir.display()
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let names: Vec<String> = guests(dir.path())
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(names, ["container", "stateless"]);
+    let extra = dir.path().join("guests/extra");
+    std::fs::create_dir_all(&extra).unwrap();
+    std::fs::write(
+        extra.join("default.nix"),
+        "{ boot.miniguest = { enable = true; guestType = \"lxc\"; }; }",
     )
-    .unwrap_or_else(|e| panic!("{e}"));
-    assert!(r.as_object().unwrap().len() >= 2, "{r}");
+    .unwrap();
+    let names: Vec<String> = guests(dir.path())
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(names, ["container", "extra", "stateless"]);
 }
