@@ -32,8 +32,8 @@ rec {
 
   # Kernel modules a VM guest's initrd loads to mount the shares.
   initrdModules = {
-    "9p" = [ "virtio_pci" "9pnet_virtio" "9p" "virtio_blk" ];
-    virtiofs = [ "virtio_pci" "virtiofs" "virtio_blk" ];
+    "9p" = [ "virtio_pci" "9pnet_virtio" "9p" "virtio_blk" "virtio_net" ];
+    virtiofs = [ "virtio_pci" "virtiofs" "virtio_blk" "virtio_net" ];
   };
 
   # Mount options for the shares. Only the read-only store also gets
@@ -97,13 +97,23 @@ rec {
           readOnly = shares.${tag}.readOnly or false;
         })
         (builtins.attrNames shares);
-      interfaces = map
-        (i: {
-          inherit (i) type;
-          source = i.source or null;
-          mac = i.mac or null;
-        })
-        (get "interfaces" [ ]);
+      # null: the backend's default network; [ ]: none.
+      interfaces =
+        let ifs = get "interfaces" null; in
+        if ifs == null then null else map
+          (i: {
+            inherit (i) type;
+            source = i.source or null;
+            mac = i.mac or null;
+            forwardPorts = map
+              (p: {
+                proto = p.proto or "tcp";
+                address = p.address or "127.0.0.1";
+                inherit (p) host guest;
+              })
+              (i.forwardPorts or [ ]);
+          })
+          ifs;
     };
 
   # POSIX shell that lays out $out from the environment variables

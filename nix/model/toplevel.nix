@@ -90,6 +90,13 @@ let
     writable() {
       if touch "$1/.miniguest-probe" 2>/dev/null; then rm -f "$1/.miniguest-probe"; echo yes; else echo no; fi
     }
+    # User-mode networking's guest address (QEMU's slirp); NixOS would ask
+    # DHCP.
+    if [ -d /sys/class/net/eth0 ]; then
+      ip link set lo up
+      ip link set eth0 up
+      ip addr add 10.0.2.15/24 dev eth0 2>/dev/null
+    fi
     echo "STANDIN-BOOTED name=${config.networking.hostName} version=${config.system.nixos.label}"
     store=$(writable /nix/store)
     boot=$(writable /boot)
@@ -108,7 +115,11 @@ let
     echo "STANDIN-CHECK store-writable=$store boot-writable=$boot store-writable-after-remount=$remount"
     echo "STANDIN-DONE"
     ${lib.optionalString (lib.elem "standin.stay" config.boot.kernelParams) ''
-      # Keep running until asked to stop (LXC sends SIGPWR to init).
+      # Keep running until asked to stop (LXC sends SIGPWR to init), and
+      # answer on port 22.
+      printf '#!${busybox}/bin/sh\necho STANDIN-HELLO name=${config.networking.hostName}\n' > /standin-hello
+      chmod +x /standin-hello
+      nc -ll -p 22 -e /standin-hello 2>/dev/null &
       trap 'echo STANDIN-STOPPING; exit 0' PWR TERM INT
       while true; do sleep 1; done
     ''}

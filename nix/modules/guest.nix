@@ -107,8 +107,12 @@ let
             assertion = iface.mac == null || validMac iface.mac;
             message = "${at}.mac: ${builtins.toJSON iface.mac} is not a MAC address (xx:xx:xx:xx:xx:xx)";
           }
+          {
+            assertion = iface.type == "user" || iface.forwardPorts == [ ];
+            message = "${at}.forwardPorts: only a user interface forwards ports";
+          }
         ])
-      cfg.interfaces);
+      (if cfg.interfaces == null then [ ] else cfg.interfaces));
 in
 {
   # One key whichever way the module is imported (as this file, or as the
@@ -173,15 +177,36 @@ in
     };
 
     interfaces = mkOption {
-      default = [ ];
-      description = "Network interfaces; none means no network.";
-      type = types.listOf (types.submodule {
+      default = null;
+      description = ''
+        Network interfaces. null (the default) gives the backend's default
+        network: user-mode under plain QEMU, libvirt's `default` network
+        where libvirt has one (else user-mode); containers get none.
+        `[ ]` means no network.
+      '';
+      type = types.nullOr (types.listOf (types.submodule {
         options = {
           type = mkOption { type = types.enum contract.interfaceTypes; };
           source = mkOption { type = types.nullOr types.str; default = null; };
           mac = mkOption { type = types.nullOr types.str; default = null; };
+          forwardPorts = mkOption {
+            default = [ ];
+            description = "Host ports forwarded to the guest (user-mode networking, plain QEMU).";
+            type = types.listOf (types.submodule {
+              options = {
+                host = mkOption { type = types.port; };
+                guest = mkOption { type = types.port; };
+                proto = mkOption { type = types.enum [ "tcp" "udp" ]; default = "tcp"; };
+                address = mkOption {
+                  type = types.str;
+                  default = "127.0.0.1";
+                  description = "Host address to listen on; loopback unless you open it.";
+                };
+              };
+            });
+          };
         };
-      });
+      }));
     };
   };
 

@@ -100,9 +100,44 @@ pub struct Interface {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Link {
-    User,
+    /// User-mode networking, with the host ports it forwards to the guest.
+    User(Vec<PortForward>),
     Bridge(String),
     Network(String),
+}
+
+/// A host port forwarded to a guest port (user-mode networking).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PortForward {
+    #[serde(default)]
+    pub proto: Proto,
+    /// The host address it listens on: loopback unless said otherwise.
+    #[serde(default = "loopback")]
+    pub address: String,
+    pub host: u16,
+    pub guest: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+fn loopback() -> String {
+    "127.0.0.1".into()
 }
 
 /// The manifest's shape of an interface: `{ type, source, mac }`.
@@ -115,14 +150,19 @@ struct RawInterface {
     source: Option<String>,
     #[serde(default)]
     mac: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    forward_ports: Vec<PortForward>,
 }
 
 impl TryFrom<RawInterface> for Interface {
     type Error = String;
 
     fn try_from(raw: RawInterface) -> Result<Self, String> {
+        if raw.kind != InterfaceType::User && !raw.forward_ports.is_empty() {
+            return Err("forwardPorts: only a user interface forwards ports".into());
+        }
         let link = match (raw.kind, raw.source) {
-            (InterfaceType::User, None) => Link::User,
+            (InterfaceType::User, None) => Link::User(raw.forward_ports),
             (InterfaceType::User, Some(_)) => {
                 return Err("source: a user interface takes no source".into())
             }
@@ -136,15 +176,16 @@ impl TryFrom<RawInterface> for Interface {
 
 impl From<Interface> for RawInterface {
     fn from(i: Interface) -> Self {
-        let (kind, source) = match i.link {
-            Link::User => (InterfaceType::User, None),
-            Link::Bridge(br) => (InterfaceType::Bridge, Some(br)),
-            Link::Network(net) => (InterfaceType::Network, Some(net)),
+        let (kind, source, forward_ports) = match i.link {
+            Link::User(ports) => (InterfaceType::User, None, ports),
+            Link::Bridge(br) => (InterfaceType::Bridge, Some(br), vec![]),
+            Link::Network(net) => (InterfaceType::Network, Some(net), vec![]),
         };
         RawInterface {
             kind,
             source,
             mac: i.mac,
+            forward_ports,
         }
     }
 }
@@ -176,8 +217,10 @@ pub struct Manifest {
     pub volumes: Vec<Volume>,
     #[serde(default)]
     pub shares: Vec<Share>,
+    /// None: the backend's default network (user-mode, or libvirt's
+    /// `default`); an empty list: no network.
     #[serde(default)]
-    pub interfaces: Vec<Interface>,
+    pub interfaces: Option<Vec<Interface>>,
 }
 
 pub const DEFAULT_MEMORY_MIB: u64 = 1024;
@@ -234,7 +277,8 @@ impl Manifest {
             vcpus: DEFAULT_VCPUS,
             volumes: vec![],
             shares: vec![],
-            interfaces: vec![],
+            // The original left virt-install's default network.
+            interfaces: None,
         })
     }
 
@@ -318,7 +362,7 @@ impl Manifest {
                 bail!("{field}: {tag:?} is used twice (share tags and volume names share one namespace)");
             }
         }
-        for (i, iface) in self.interfaces.iter().enumerate() {
+        for (i, iface) in self.interfaces.iter().flatten().enumerate() {
             iface.check().with_context(|| format!("interfaces[{i}]"))?;
         }
         Ok(())
@@ -340,7 +384,19 @@ impl Volume {
 impl Interface {
     fn check(&self) -> Result<()> {
         match &self.link {
-            Link::User => {}
+            Link::User(ports) => {
+                for (j, p) in ports.iter().enumerate() {
+                    if p.address.parse::<std::net::IpAddr>().is_err() {
+                        bail!(
+                            "forwardPorts[{j}].address: {:?} is not an IP address",
+                            p.address
+                        );
+                    }
+                    if p.host == 0 || p.guest == 0 {
+                        bail!("forwardPorts[{j}]: ports must be 1-65535");
+                    }
+                }
+            }
             // Linux interface names: at most 15 bytes (IFNAMSIZ - 1).
             Link::Bridge(br) => object_name("source", br, 15)?,
             Link::Network(net) => object_name("source", net, 64)?,

@@ -933,3 +933,61 @@ fn upgrade_restart_restarts_only_what_changed() {
     let out = env.run(&["stop", &name, "--force"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// User-mode networking works with no host setup, and a forwarded port
+/// reaches the guest: the stand-in answers on its port 22 through host
+/// port 47222 (loopback), under `miniguest run`; the printed command
+/// carries the same forward.
+#[test]
+fn user_networking_forwards_a_port_to_the_guest() {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let Some((env, name)) = installed_standin("vmnet", "vmnet", &[]) else {
+        return;
+    };
+    let log = env.path("net.log");
+    let mut run = env.std_cmd();
+    run.args(["run", &name, "--console-log", log.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0);
+    let child = run.spawn().unwrap();
+    // `miniguest run` and its QEMU, as one process group.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            if let Some(group) = rustix::process::Pid::from_raw(self.0.id() as i32) {
+                let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+            }
+            let _ = self.0.wait();
+        }
+    }
+    let _kill = Kill(child);
+    wait_for_reports(&log, 1, BOOT_TIMEOUT);
+    let mut answer = String::new();
+    for _ in 0..100 {
+        if let Ok(mut s) = std::net::TcpStream::connect("127.0.0.1:47222") {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            answer.clear();
+            let _ = s.read_to_string(&mut answer);
+            if answer.contains("STANDIN-HELLO") {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(answer.contains("STANDIN-HELLO name=vmnet"), "{answer:?}");
+
+    let out = env.run(&["create", "-t", "qemu", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("hostfwd=tcp:127.0.0.1:47222-:22"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("network: user-mode, forwarding 127.0.0.1:47222 -> 22/tcp"),
+        "{}",
+        stderr(&out)
+    );
+}

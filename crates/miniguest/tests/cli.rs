@@ -767,3 +767,31 @@ fn guests_installed_by_the_original_upgrade_in_place() {
         "generation 1 is the original's"
     );
 }
+
+/// A VM that asks for no particular network gets one that works without
+/// host setup, and `create` says which; `--network none` still means none.
+#[test]
+fn vms_get_a_working_network_by_default() {
+    need_nix!();
+    let env = TestEnv::new();
+    assert!(env.run(&["install", &env.flake("vm")]).status.success());
+    let out = env.run(&["create", "-t", "qemu", "vm"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("-nic user,model=virtio-net-pci"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("guest vm gets network: user-mode"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.run(&["create", "-t", "qemu", "vm", "--network", "none"]);
+    assert!(stdout(&out).contains("-nic none"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("guest vm gets network: none"),
+        "{}",
+        stderr(&out)
+    );
+}

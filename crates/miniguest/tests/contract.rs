@@ -98,8 +98,9 @@ fn a_full_option_set_builds_a_manifest_rust_reads() {
     assert_eq!(m.volumes[0].name, "var");
     assert_eq!(m.volumes[0].size_mib, 4096);
     assert!(m.shares[0].read_only);
-    assert!(matches!(m.interfaces[0].link, Link::Bridge(_)));
-    assert_eq!(m.interfaces[1].link, Link::User);
+    let interfaces = m.interfaces.as_deref().unwrap();
+    assert!(matches!(interfaces[0].link, Link::Bridge(_)));
+    assert_eq!(interfaces[1].link, Link::User(vec![]));
     assert!(!m.is_stateless());
 }
 

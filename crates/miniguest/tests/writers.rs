@@ -79,7 +79,7 @@ fn spec(container: bool, h: &[String]) -> GuestSpec {
         link: Link::Bridge(h[4].clone()),
         mac: Some(h[5].clone()),
     }];
-    spec.manifest.interfaces = spec.interfaces.clone();
+    spec.manifest.interfaces = Some(spec.interfaces.clone());
     spec.root = PathBuf::from(format!("/g{}/web", h[6]));
     spec.console_log = Some(PathBuf::from(format!("/log{}", h[7])));
     spec.volume_dir = PathBuf::from(format!("/state{}/web", h[8]));

@@ -107,9 +107,43 @@ pub fn host_paths(spec: &GuestSpec, volumes_as_images: bool) -> Result<Vec<HostP
     Ok(out)
 }
 
+/// The network a guest gets, in words.
+pub fn network(spec: &GuestSpec) -> String {
+    use crate::manifest::Link;
+    if spec.interfaces.is_empty() {
+        return "none".into();
+    }
+    let words: Vec<String> = spec
+        .interfaces
+        .iter()
+        .map(|i| match &i.link {
+            Link::User(ports) if ports.is_empty() => "user-mode".to_owned(),
+            Link::User(ports) => {
+                let fwd: Vec<String> = ports
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{}:{} -> {}/{}",
+                            p.address,
+                            p.host,
+                            p.guest,
+                            p.proto.as_str()
+                        )
+                    })
+                    .collect();
+                format!("user-mode, forwarding {}", fwd.join(", "))
+            }
+            Link::Bridge(br) => format!("bridge {br}"),
+            Link::Network(net) => format!("libvirt network {net}"),
+        })
+        .collect();
+    words.join("; ")
+}
+
 /// The listing, for standard error: standard output carries the command.
 pub fn describe(spec: &GuestSpec, volumes_as_images: bool) -> Result<String> {
-    let mut text = format!("guest {} gets these host paths:\n", spec.name);
+    let mut text = format!("guest {} gets network: {}\n", spec.name, network(spec));
+    text.push_str(&format!("guest {} gets these host paths:\n", spec.name));
     for p in host_paths(spec, volumes_as_images)? {
         let mode = if p.writable {
             "read-write"

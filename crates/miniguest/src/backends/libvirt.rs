@@ -3,12 +3,12 @@
 
 use std::fmt::Write;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use super::VirtType;
 use super::{mounts, path_str, GuestSpec};
 use crate::formats::xml::XmlWriter;
-use crate::manifest::{Link, ShareFs};
+use crate::manifest::{Interface, Link, ShareFs};
 
 /// The namespace of Miniguest's element in a domain's `<metadata>`.
 const METADATA_NS: &str = "https://github.com/miniguest/miniguest/libvirt/1";
@@ -47,6 +47,36 @@ fn install_hook() -> Result<()> {
     Ok(())
 }
 
+/// Guests that ask for no particular network get libvirt's `default`
+/// network where it has one, as virt-install would, and user-mode
+/// networking where it has none (a host without libvirt's network setup).
+pub fn default_network(uri: &str) -> Result<Vec<Interface>> {
+    use anyhow::Context;
+    let helper = super::helper_program("miniguest-libvirt")
+        .context("miniguest-libvirt is not installed (built without libvirt support?)")?;
+    let out = std::process::Command::new(&helper)
+        .args(["has-network", uri, "default"])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {}", helper.display()))?;
+    let link = if out.status.success() && out.stdout.starts_with(b"yes") {
+        Link::Network("default".into())
+    } else {
+        Link::User(vec![])
+    };
+    Ok(vec![Interface { link, mac: None }])
+}
+
+fn unresolved_network(spec: &GuestSpec) -> Result<()> {
+    if spec.default_network {
+        bail!(
+            "internal error: libvirt's default network was not chosen for guest {}",
+            spec.name
+        );
+    }
+    Ok(())
+}
+
 /// The osinfo-db name for NixOS guests.
 const OS_VARIANT: &str = "nixos-unstable";
 
@@ -74,6 +104,7 @@ pub fn domain_xml(spec: &GuestSpec) -> Result<String> {
 /// defining it again updates that domain instead of clashing with it.
 pub fn domain_xml_with_uuid(spec: &GuestSpec, uuid: Option<&str>) -> Result<String> {
     spec.require_vm()?;
+    unresolved_network(spec)?;
     let virtiofs = spec.manifest.store_fs == ShareFs::Virtiofs;
     let mut x = XmlWriter::new();
     x.open("domain", &[("type", virt_type_name(spec.virt_type))])?;
@@ -153,7 +184,10 @@ pub fn domain_xml_with_uuid(spec: &GuestSpec, uuid: Option<&str>) -> Result<Stri
     }
     for iface in &spec.interfaces {
         let (kind, source) = match &iface.link {
-            Link::User => ("user", None),
+            Link::User(ports) if !ports.is_empty() => {
+                bail!("port forwarding needs plain QEMU (`miniguest run`, `create -t qemu`); libvirt's user-mode networking forwards no ports")
+            }
+            Link::User(_) => ("user", None),
             Link::Bridge(br) => ("bridge", Some(("bridge", br))),
             Link::Network(net) => ("network", Some(("network", net))),
         };
@@ -233,6 +267,7 @@ pub fn virsh_script(spec: &GuestSpec, uri: &str) -> Result<String> {
 /// The `virt-install` command that creates the same domain as `domain_xml`.
 pub fn virt_install(spec: &GuestSpec, uri: &str) -> Result<Vec<String>> {
     spec.require_vm()?;
+    unresolved_network(spec)?;
     let virtiofs = spec.manifest.store_fs == ShareFs::Virtiofs;
     let mut argv: Vec<String> = vec![
         "virt-install".into(),
@@ -297,7 +332,12 @@ pub fn virt_install(spec: &GuestSpec, uri: &str) -> Result<Vec<String>> {
     }
     for iface in &spec.interfaces {
         let mut opt = match &iface.link {
-            Link::User => "user".to_owned(),
+            Link::User(ports) if !ports.is_empty() => {
+                anyhow::bail!(
+                    "port forwarding needs plain QEMU (`miniguest run`, `create -t qemu`)"
+                )
+            }
+            Link::User(_) => "user".to_owned(),
             Link::Bridge(br) => format!("bridge={}", vi(br)?),
             Link::Network(net) => format!("network={}", vi(net)?),
         };

@@ -125,11 +125,13 @@ impl Libvirt {
 
 impl Lifecycle for Libvirt {
     fn define(&self, spec: &GuestSpec) -> Result<Defined> {
-        libvirt::define(spec, &self.uri, self.autostart)
+        let spec = spec.with_network(|| libvirt::default_network(&self.uri))?;
+        libvirt::define(&spec, &self.uri, self.autostart)
     }
 
     fn definition(&self, spec: &GuestSpec) -> Result<String> {
-        libvirt::domain_xml(spec)
+        let spec = spec.with_network(|| libvirt::default_network(&self.uri))?;
+        libvirt::domain_xml(&spec)
     }
 
     fn undefine(&self, name: &GuestName) -> Result<()> {

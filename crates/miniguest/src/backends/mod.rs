@@ -57,6 +57,9 @@ pub struct GuestSpec {
     pub vcpus: u32,
     pub virt_type: VirtType,
     pub interfaces: Vec<Interface>,
+    /// Neither `--network` nor the manifest said: the backend's default
+    /// network applies, filled in by `with_network`.
+    pub default_network: bool,
     /// Host directory holding this guest's declared volumes.
     pub volume_dir: PathBuf,
     pub console_log: Option<PathBuf>,
@@ -78,9 +81,12 @@ impl GuestSpec {
         }
         let root = layout.link(name);
         let manifest = crate::output::inspect(&root)?;
-        let interfaces = match &opts.network {
-            Some(spec) => parse_network(spec)?,
-            None => manifest.interfaces.clone(),
+        // --network, else the manifest's; neither: the backend's default,
+        // chosen where the backend is (see `with_network`).
+        let (interfaces, default_network) = match (&opts.network, &manifest.interfaces) {
+            (Some(spec), _) => (parse_network(spec)?, false),
+            (None, Some(list)) => (list.clone(), false),
+            (None, None) => (vec![], true),
         };
         let spec = GuestSpec {
             name: name.clone(),
@@ -89,6 +95,7 @@ impl GuestSpec {
             vcpus: opts.vcpus.unwrap_or(manifest.vcpus),
             virt_type: opts.virt_type.unwrap_or_else(default_virt_type),
             interfaces,
+            default_network,
             volume_dir: opts.state_dir.join(name.as_str()),
             console_log: opts.console_log.clone(),
             read_only_virtiofsd: helper_program("miniguest-virtiofsd"),
@@ -97,6 +104,20 @@ impl GuestSpec {
             root,
         };
         exposure::check_shares(&spec, &opts.allow_share)?;
+        Ok(spec)
+    }
+
+    /// The guest with the backend's default network in place, where none
+    /// was asked for.
+    pub fn with_network(
+        &self,
+        default: impl FnOnce() -> Result<Vec<Interface>>,
+    ) -> Result<GuestSpec> {
+        let mut spec = self.clone();
+        if spec.default_network {
+            spec.interfaces = default()?;
+            spec.default_network = false;
+        }
         Ok(spec)
     }
 
@@ -300,7 +321,7 @@ pub fn parse_network(spec: &str) -> Result<Vec<Interface>> {
                 None => (part, None),
             };
             let link = match (kind, source) {
-                ("user", None) => Link::User,
+                ("user", None) => Link::User(vec![]),
                 ("bridge", Some(br)) => Link::Bridge(br),
                 ("network", Some(net)) => Link::Network(net),
                 _ => bail!(
@@ -385,7 +406,7 @@ mod tests {
     fn network_specs() {
         assert!(parse_network("none").unwrap().is_empty());
         let ifs = parse_network("user,bridge=br0").unwrap();
-        assert_eq!(ifs[0].link, Link::User);
+        assert_eq!(ifs[0].link, Link::User(vec![]));
         assert_eq!(ifs[1].link, Link::Bridge("br0".into()));
         assert!(parse_network("bridge").is_err());
         assert!(parse_network("wifi").is_err());

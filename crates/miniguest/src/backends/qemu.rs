@@ -15,6 +15,14 @@ fn qv(value: &str) -> String {
     value.replace(',', ",,")
 }
 
+/// User-mode networking: works without any host setup.
+pub fn default_network() -> Vec<crate::manifest::Interface> {
+    vec![crate::manifest::Interface {
+        link: Link::User(vec![]),
+        mac: None,
+    }]
+}
+
 pub fn qemu_binary() -> String {
     let arch = match std::env::consts::ARCH {
         "x86" => "i386",
@@ -199,7 +207,20 @@ pub fn invocation(spec: &GuestSpec, socket_dir: &Path) -> Result<Invocation> {
     }
     for iface in &spec.interfaces {
         let mut nic = match &iface.link {
-            Link::User => "user".to_owned(),
+            Link::User(ports) => {
+                let mut nic = "user".to_owned();
+                for p in ports {
+                    // hostfwd=tcp:127.0.0.1:2222-:22
+                    nic.push_str(&format!(
+                        ",hostfwd={}:{}:{}-:{}",
+                        p.proto.as_str(),
+                        qv(&p.address),
+                        p.host,
+                        p.guest
+                    ));
+                }
+                nic
+            }
             Link::Bridge(br) => format!("bridge,br={}", qv(br)),
             Link::Network(_) => {
                 bail!("libvirt networks need the libvirt backend; use bridge=BR or user")

@@ -6,6 +6,7 @@
 //! miniguest-libvirt uuid URI NAME                 prints the domain's UUID, if it exists
 //! miniguest-libvirt define URI NAME [--autostart] < XML   prints defined, updated or unchanged
 //! miniguest-libvirt states URI NAME…              prints running, stopped or undefined, one a line
+//! miniguest-libvirt has-network URI NAME          prints yes if that network is active
 //! miniguest-libvirt start|shutdown|destroy|undefine URI NAME
 //! ```
 
@@ -74,6 +75,14 @@ fn run() -> Result<()> {
                 Some(_) => "updated",
             };
             println!("{verdict}");
+            Ok(())
+        }
+        ["has-network", uri, name] => {
+            let active = connect(uri)?
+                .list_networks()
+                .map(|names| names.iter().any(|n| n == name))
+                .unwrap_or(false);
+            println!("{}", if active { "yes" } else { "no" });
             Ok(())
         }
         ["states", uri, names @ ..] => {

@@ -22,6 +22,12 @@ pub fn run(layout: &Layout, args: CreateArgs) -> Result<()> {
         bail!("--xml is for the libvirt backend; use --config");
     }
     let print_config = args.xml || args.config;
+    // The network a guest gets when it asks for none in particular.
+    let spec = match backend {
+        Backend::Libvirt => spec.with_network(|| libvirt::default_network(&args.connect))?,
+        Backend::Qemu => spec.with_network(|| Ok(qemu::default_network()))?,
+        Backend::Lxc | Backend::Nspawn => spec.with_network(|| Ok(vec![]))?,
+    };
 
     // Everything is generated before anything is printed or applied, so a
     // refusal never follows half an output.

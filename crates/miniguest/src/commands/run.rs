@@ -7,7 +7,8 @@ use crate::layout::Layout;
 
 pub fn run(layout: &Layout, args: RunArgs) -> Result<()> {
     let name = parse_name(&args.name)?;
-    let spec = GuestSpec::resolve(layout, &name, &args.hypervisor.to_spec_options())?;
+    let spec = GuestSpec::resolve(layout, &name, &args.hypervisor.to_spec_options())?
+        .with_network(|| Ok(qemu::default_network()))?;
     let status = qemu::boot(&spec)?;
     if !status.success() {
         bail!("QEMU exited with {status}");

@@ -209,7 +209,10 @@ pub fn spec_from_manifest(manifest: &str) -> miniguest::backends::GuestSpec {
         memory_mib: manifest.memory_mib,
         vcpus: manifest.vcpus,
         virt_type: miniguest::backends::VirtType::Kvm,
-        interfaces: manifest.interfaces.clone(),
+        // As `create` would see it on a host whose libvirt has no default
+        // network: none asked for, none given, unless the manifest says.
+        interfaces: manifest.interfaces.clone().unwrap_or_default(),
+        default_network: false,
         volume_dir: PathBuf::from("/var/lib/miniguest/web"),
         console_log: None,
         read_only_virtiofsd: Some(PathBuf::from(
