@@ -77,6 +77,24 @@ fn unresolved_network(spec: &GuestSpec) -> Result<()> {
     Ok(())
 }
 
+/// The interface's MAC address: the declared one, else one derived from
+/// the guest's name and the interface's place. libvirt would draw a new
+/// one at every define, so defining again would never leave the domain
+/// `unchanged`, and the guest's address would change.
+fn mac_for(spec: &GuestSpec, index: usize, iface: &Interface) -> String {
+    if let Some(mac) = &iface.mac {
+        return mac.clone();
+    }
+    // FNV-1a: stable across hosts and releases, unlike std's hasher.
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in spec.name.as_str().bytes().chain([0, index as u8]) {
+        hash = (hash ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    let [_, a, b, c] = hash.to_be_bytes();
+    // 52:54:00 is QEMU's own prefix, locally administered.
+    format!("52:54:00:{a:02x}:{b:02x}:{c:02x}")
+}
+
 /// The osinfo-db name for NixOS guests.
 const OS_VARIANT: &str = "nixos-unstable";
 
@@ -182,7 +200,7 @@ pub fn domain_xml_with_uuid(spec: &GuestSpec, uuid: Option<&str>) -> Result<Stri
         }
         x.close()?;
     }
-    for iface in &spec.interfaces {
+    for (i, iface) in spec.interfaces.iter().enumerate() {
         let (kind, source) = match &iface.link {
             Link::User(ports) if !ports.is_empty() => {
                 bail!("port forwarding needs plain QEMU (`miniguest run`, `create -t qemu`); libvirt's user-mode networking forwards no ports")
@@ -195,9 +213,8 @@ pub fn domain_xml_with_uuid(spec: &GuestSpec, uuid: Option<&str>) -> Result<Stri
         if let Some((attr, value)) = source {
             x.empty("source", &[(attr, value)])?;
         }
-        if let Some(mac) = &iface.mac {
-            x.empty("mac", &[("address", mac)])?;
-        }
+        let mac = mac_for(spec, i, iface);
+        x.empty("mac", &[("address", &mac)])?;
         x.empty("model", &[("type", "virtio")])?;
         x.close()?;
     }
@@ -330,7 +347,7 @@ pub fn virt_install(spec: &GuestSpec, uri: &str) -> Result<Vec<String>> {
     if spec.interfaces.is_empty() {
         argv.extend(["--network".into(), "none".into()]);
     }
-    for iface in &spec.interfaces {
+    for (i, iface) in spec.interfaces.iter().enumerate() {
         let mut opt = match &iface.link {
             Link::User(ports) if !ports.is_empty() => {
                 anyhow::bail!(
@@ -342,9 +359,7 @@ pub fn virt_install(spec: &GuestSpec, uri: &str) -> Result<Vec<String>> {
             Link::Network(net) => format!("network={}", vi(net)?),
         };
         opt.push_str(",model=virtio");
-        if let Some(mac) = &iface.mac {
-            write!(opt, ",mac={}", vi(mac)?)?;
-        }
+        write!(opt, ",mac={}", vi(&mac_for(spec, i, iface))?)?;
         argv.push("--network".into());
         argv.push(opt);
     }
