@@ -4,6 +4,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap_complete::engine::ArgValueCompleter;
+
+use crate::completion::{generation_numbers, guest_names};
 
 use crate::layout::{DEFAULT_GUESTS_DIR, DEFAULT_PROFILES_DIR};
 
@@ -146,7 +149,7 @@ pub struct UpgradeArgs {
     /// Upgrade every imperative guest
     #[arg(long, conflicts_with = "names")]
     pub all: bool,
-    #[arg(required_unless_present = "all")]
+    #[arg(required_unless_present = "all", add = ArgValueCompleter::new(guest_names))]
     pub names: Vec<String>,
     /// Restart upgraded guests that run and need it
     #[arg(long)]
@@ -157,14 +160,16 @@ pub struct UpgradeArgs {
 
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
+    #[arg(add = ArgValueCompleter::new(guest_names))]
     pub name: String,
     /// Generation to switch to (default: the one before the current)
-    #[arg(long)]
+    #[arg(long, add = ArgValueCompleter::new(generation_numbers))]
     pub to: Option<u64>,
 }
 
 #[derive(Debug, Args)]
 pub struct GenerationsArgs {
+    #[arg(add = ArgValueCompleter::new(guest_names))]
     pub name: String,
     #[arg(long)]
     pub json: bool,
@@ -172,11 +177,13 @@ pub struct GenerationsArgs {
 
 #[derive(Debug, Args)]
 pub struct NameArg {
+    #[arg(add = ArgValueCompleter::new(guest_names))]
     pub name: String,
 }
 
 #[derive(Debug, Args)]
 pub struct RemoveArgs {
+    #[arg(add = ArgValueCompleter::new(guest_names))]
     pub name: String,
     /// Stop the guest first if it runs
     #[arg(long)]
@@ -188,6 +195,7 @@ pub struct RemoveArgs {
 
 #[derive(Debug, Args)]
 pub struct StopArgs {
+    #[arg(add = ArgValueCompleter::new(guest_names))]
     pub name: String,
     /// Kill the guest instead of asking it to shut down
     #[arg(long)]
@@ -201,6 +209,7 @@ pub struct StopArgs {
 pub struct HookArgs {
     /// started or stopped
     pub event: String,
+    #[arg(add = ArgValueCompleter::new(guest_names))]
     pub name: String,
     /// What the hypervisor adds (LXC: section and hook type)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -219,6 +228,7 @@ pub struct RestartArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Guests to report on (default: every guest)
+    #[arg(add = ArgValueCompleter::new(guest_names))]
     pub names: Vec<String>,
     /// Print JSON instead of a table
     #[arg(long)]
@@ -309,6 +319,7 @@ pub struct CreateArgs {
     /// Hypervisor backend (default: libvirt for VM guests, lxc for containers)
     #[arg(short = 't', long = "type", visible_alias = "hypervisor", value_enum)]
     pub backend: Option<Backend>,
+    #[arg(add = ArgValueCompleter::new(guest_names))]
     pub name: String,
     /// Apply the configuration instead of printing a command
     #[arg(long, conflicts_with_all = ["xml", "config"])]
@@ -364,6 +375,7 @@ pub struct CreateArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    #[arg(add = ArgValueCompleter::new(guest_names))]
     pub name: String,
     #[command(flatten)]
     pub hypervisor: HypervisorOptions,

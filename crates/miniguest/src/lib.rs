@@ -5,6 +5,7 @@ pub mod backends;
 pub mod booted;
 pub mod cli;
 pub mod commands;
+pub mod completion;
 pub mod formats;
 pub mod guest_name;
 pub mod installable;

@@ -2,6 +2,8 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() {
+    // A shell asking for completions (COMPLETE=bash …) gets them and no more.
+    clap_complete::CompleteEnv::with_factory(miniguest::cli::command).complete();
     let cli = miniguest::cli::Cli::parse();
     let level = match cli.verbose {
         0 => "warn",

@@ -795,3 +795,44 @@ fn vms_get_a_working_network_by_default() {
         stderr(&out)
     );
 }
+
+/// Shell completion offers live values, as bash asks for them: installed
+/// guests' names, the backends, and a guest's generations.
+#[test]
+fn bash_completion_offers_guests_backends_and_generations() {
+    need_nix!();
+    let env = TestEnv::new();
+    for args in [
+        &["install", &env.flake("vm")][..],
+        &["install", &env.flake("ct")],
+    ] {
+        assert!(env.run(args).status.success());
+    }
+    env.set_version("2");
+    assert!(env.run(&["upgrade", "vm"]).status.success());
+    let bin = assert_cmd::cargo::cargo_bin("miniguest");
+    let script = format!(
+        r#"source <(COMPLETE=bash {bin})
+c() {{ COMP_WORDS=("$@"); COMP_CWORD=$(($#-1)); COMP_LINE="$*"; COMP_POINT=${{#COMP_LINE}}; COMPREPLY=()
+  _clap_complete_miniguest miniguest "${{COMP_WORDS[COMP_CWORD]}}" "${{COMP_WORDS[COMP_CWORD-1]}}"
+  printf '%s\n' "${{COMPREPLY[@]}}" | grep -v '^-' | sort | tr '\n' ' '; echo; }}
+c miniguest start ""
+c miniguest create -t ""
+c miniguest rollback vm --to ""
+c miniguest rollback vm --to 2"#,
+        bin = bin.display()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .envs(env.nix_env())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<String> = stdout(&out).lines().map(|l| l.trim().to_owned()).collect();
+    assert_eq!(
+        lines,
+        ["ct vm", "libvirt lxc nspawn qemu", "1 2", "2"],
+        "{}",
+        stdout(&out)
+    );
+}
