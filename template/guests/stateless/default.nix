@@ -9,7 +9,10 @@
     memoryMiB = 1024;
     vcpus = 1;
     # volumes.var = { mountPoint = "/var"; sizeMiB = 2048; };
-    # interfaces = [ { type = "user"; } ];
+    # Without `interfaces` the VM gets a network that needs no host setup
+    # (libvirt's default network, or user-mode). To reach its SSH from the
+    # host under `miniguest run`:
+    # interfaces = [ { type = "user"; forwardPorts = [ { host = 2222; guest = 22; } ]; } ];
   };
 
   fileSystems."/" = {
