@@ -17,6 +17,20 @@ fn install(env: &TestEnv, attr: &str, name: &str) {
     assert!(out.status.success(), "install {attr}: {}", stderr(&out));
 }
 
+/// `create NAME --define --console-log LOG`, which must succeed; what it
+/// printed.
+fn define_with_console_log(env: &TestEnv, name: &str, log: &std::path::Path) -> String {
+    let out = env.run(&[
+        "create",
+        name,
+        "--define",
+        "--console-log",
+        log.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
 fn libvirt_needed() -> (&'static str, bool) {
     (
         "libvirtd on qemu:///system (scripts/services.sh start)",
@@ -57,17 +71,7 @@ fn libvirt_lifecycle(attr: &str) {
     };
     let log = env.path(&format!("{name}.log"));
     let domain = Domain(name.clone());
-    let define = || {
-        let out = env.run(&[
-            "create",
-            &name,
-            "--define",
-            "--console-log",
-            log.to_str().unwrap(),
-        ]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        stdout(&out)
-    };
+    let define = || define_with_console_log(&env, &name, &log);
     assert_eq!(define(), format!("defined libvirt domain {name}\n"));
     // Defining again is harmless: the same domain, nothing to change.
     assert_eq!(define(), format!("unchanged libvirt domain {name}\n"));
@@ -469,14 +473,7 @@ fn a_volume_at_var_boots_the_first_time() {
     install(&env, "vmvarfs", &name);
     let log = env.path(&format!("{name}.log"));
     let domain = Domain(name.clone());
-    let out = env.run(&[
-        "create",
-        &name,
-        "--define",
-        "--console-log",
-        log.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    define_with_console_log(&env, &name, &log);
     domain.start();
     let reports = wait_for_reports(&log, 1, BOOT_TIMEOUT);
     assert_eq!(reports[0].var, "ext4", "{reports:?}");
@@ -804,14 +801,7 @@ fn virsh_start_by_hand_roots_the_booted_output() {
     };
     let log = env.path("vm.log");
     let domain = Domain(name.clone());
-    let out = env.run(&[
-        "create",
-        &name,
-        "--define",
-        "--console-log",
-        log.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    define_with_console_log(&env, &name, &log);
     let root = std::path::Path::new("/nix/var/nix/gcroots/miniguest").join(&name);
     domain.start();
     assert_eq!(
