@@ -153,6 +153,21 @@ impl Layout {
     }
 }
 
+/// Writes a file whole: to a temporary file beside it, then renamed into
+/// place, so that a reader (Miniguest, lxc-start, systemd) sees the old
+/// contents or the new, never a torn write.
+pub fn replace_file(path: &Path, contents: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().context("a file path has a parent")?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    tmp.write_all(contents)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
 pub fn remove_if_exists(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),

@@ -2,7 +2,6 @@
 //! rebuild it. Kept beside the profile rather than inside a generation, so
 //! it survives rollbacks; `install --force` rewrites it.
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -23,16 +22,10 @@ pub fn write(path: &Path, origin: &Installable) -> Result<()> {
     write_json(path, origin)
 }
 
-/// Written to a temporary file and renamed into place: a reader sees the old
-/// record or the new one, never a torn write.
+/// Replaced whole (see `replace_file`): a reader sees the old record or
+/// the new one.
 pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
-    let dir = path.parent().context("record path has no parent")?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
-    serde_json::to_writer_pretty(&mut tmp, value)?;
-    tmp.write_all(b"\n")?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    let mut bytes = serde_json::to_vec_pretty(value)?;
+    bytes.push(b'\n');
+    crate::layout::replace_file(path, &bytes)
 }

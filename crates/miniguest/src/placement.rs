@@ -4,7 +4,7 @@
 //! stop, status and remove act through the same backend, and status can
 //! tell whether the definition is still what `create` would write.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -76,8 +76,4 @@ pub fn write(layout: &Layout, name: &GuestName, placement: &Placement) -> Result
 
 pub fn remove(layout: &Layout, name: &GuestName) -> Result<()> {
     crate::layout::remove_if_exists(&path(layout, name))
-}
-
-pub fn exists(layout: &Layout, name: &GuestName) -> bool {
-    Path::new(&path(layout, name)).exists()
 }

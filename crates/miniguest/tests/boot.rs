@@ -299,6 +299,18 @@ fn defined_container(
     Some((env, name, lxcpath, log))
 }
 
+/// The stand-in container installed for nspawn (which also needs root's
+/// subordinate range); None where nspawn cannot run.
+fn nspawn_container(prefix: &str) -> Option<(TestEnv, String)> {
+    if !lxc_ready() || missing(&[("systemd-nspawn", standin::which("systemd-nspawn"))]).is_some() {
+        return None;
+    }
+    let env = standin::env();
+    let name = unique_name(prefix);
+    install(&env, "ct", &name);
+    Some((env, name))
+}
+
 fn lxc_ready() -> bool {
     missing(&[
         ("lxc-start", standin::which("lxc-start")),
@@ -353,12 +365,9 @@ fn lxc_container_with_mapped_root_boots_and_cannot_write_the_store() {
 
 #[test]
 fn lxc_printed_script_and_nspawn_command_work_with_odd_paths() {
-    if !lxc_ready() || missing(&[("systemd-nspawn", standin::which("systemd-nspawn"))]).is_some() {
+    let Some((env, name)) = nspawn_container("odd") else {
         return;
-    }
-    let env = standin::env();
-    let name = unique_name("odd");
-    install(&env, "ct", &name);
+    };
     let work = env.path("work");
     std::fs::create_dir_all(&work).unwrap();
 
@@ -831,12 +840,9 @@ fn virsh_start_by_hand_roots_the_booted_output() {
 /// machine and its directory.
 #[test]
 fn nspawn_define_writes_settings_systemd_nspawn_boots() {
-    if !lxc_ready() || missing(&[("systemd-nspawn", standin::which("systemd-nspawn"))]).is_some() {
+    let Some((env, name)) = nspawn_container("ct") else {
         return;
-    }
-    let env = standin::env();
-    let name = unique_name("ct");
-    install(&env, "ct", &name);
+    };
     let settings_dir = std::path::Path::new("/run/systemd/nspawn");
     struct Remove(std::path::PathBuf);
     impl Drop for Remove {

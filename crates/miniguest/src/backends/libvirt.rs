@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use super::VirtType;
 use super::{mounts, path_str, GuestSpec};
@@ -51,15 +51,8 @@ fn install_hook() -> Result<()> {
 /// network where it has one, as virt-install would, and user-mode
 /// networking where it has none (a host without libvirt's network setup).
 pub fn default_network(uri: &str) -> Result<Vec<Interface>> {
-    use anyhow::Context;
-    let helper = super::helper_program("miniguest-libvirt")
-        .context("miniguest-libvirt is not installed (built without libvirt support?)")?;
-    let out = std::process::Command::new(&helper)
-        .args(["has-network", uri, "default"])
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .with_context(|| format!("cannot run {}", helper.display()))?;
-    let link = if out.status.success() && out.stdout.starts_with(b"yes") {
+    let has_default = helper(&["has-network", uri, "default"], None)?.is_ok_and(|out| out == "yes");
+    let link = if has_default {
         Link::Network("default".into())
     } else {
         Link::User(vec![])
@@ -381,44 +374,57 @@ pub fn virt_install(spec: &GuestSpec, uri: &str) -> Result<Vec<String>> {
 /// domain of that name in place (same UUID; a running domain keeps running
 /// and boots the new definition next time). Says which it did.
 pub fn define(spec: &GuestSpec, uri: &str, autostart: bool) -> Result<super::Defined> {
-    use anyhow::{bail, Context};
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-
-    let helper = super::helper_program("miniguest-libvirt").context(
-        "miniguest-libvirt is not installed (built without libvirt support?); run the printed virt-install command instead",
-    )?;
     let name = spec.name.as_str();
-    let uuid = Command::new(&helper)
-        .args(["uuid", uri, name])
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("cannot run {}", helper.display()))?;
-    if !uuid.status.success() {
-        bail!("could not look up libvirt domain {name}");
-    }
-    let uuid = String::from_utf8(uuid.stdout)?.trim().to_owned();
+    let uuid = helper(&["uuid", uri, name], None)?
+        .with_context(|| format!("could not look up libvirt domain {name}"))?;
     let xml = domain_xml_with_uuid(spec, (!uuid.is_empty()).then_some(uuid.as_str()))?;
     spec.create_volume_images()?;
     install_hook()?;
-    let mut define = Command::new(&helper);
-    define.args(["define", uri, name]);
+    let mut args = vec!["define", uri, name];
     if autostart {
-        define.arg("--autostart");
+        args.push("--autostart");
     }
-    let mut child = define
-        .stdin(Stdio::piped())
+    let verdict = helper(&args, Some(xml.as_bytes()))?
+        .with_context(|| format!("could not define the libvirt domain for guest {name}"))?;
+    super::Defined::parse(&verdict)
+}
+
+/// Runs `miniguest-libvirt ARGS` (beside this program, else in PATH), with
+/// `stdin` piped in when given. Fails if the helper is missing; otherwise
+/// says whether it succeeded and, if so, what it printed (trimmed).
+pub(super) fn helper(args: &[&str], stdin: Option<&[u8]>) -> Result<Result<String>> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    let program = super::helper_program("miniguest-libvirt").context(
+        "miniguest-libvirt is not installed (built without libvirt support?); run the printed virt-install command instead",
+    )?;
+    let mut child = Command::new(&program)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
         .spawn()
-        .with_context(|| format!("cannot run {}", helper.display()))?;
-    child
-        .stdin
-        .take()
-        .context("no stdin for miniguest-libvirt")?
-        .write_all(xml.as_bytes())?;
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!("could not define the libvirt domain for guest {name}");
+        .with_context(|| format!("cannot run {}", program.display()))?;
+    if let Some(bytes) = stdin {
+        child
+            .stdin
+            .take()
+            .context("no stdin for miniguest-libvirt")?
+            .write_all(bytes)?;
     }
-    super::Defined::parse(String::from_utf8_lossy(&out.stdout).trim())
+    let out = child.wait_with_output()?;
+    Ok(if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(anyhow::anyhow!(
+            "miniguest-libvirt {} failed ({})",
+            args[0],
+            out.status
+        ))
+    })
 }

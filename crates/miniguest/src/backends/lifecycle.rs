@@ -108,18 +108,10 @@ fn wait_until_stopped(backend: &dyn Lifecycle, name: &GuestName, timeout: Durati
 
 impl Libvirt {
     fn helper(&self, verb: &str, names: &[&str]) -> Result<String> {
-        let helper = super::helper_program("miniguest-libvirt")
-            .context("miniguest-libvirt is not installed (built without libvirt support?)")?;
-        let out = Command::new(&helper)
-            .args([verb, &self.uri])
-            .args(names)
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .with_context(|| format!("cannot run {}", helper.display()))?;
-        if !out.status.success() {
-            bail!("libvirt could not {verb} domain {}", names.join(", "));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        let mut args = vec![verb, self.uri.as_str()];
+        args.extend_from_slice(names);
+        libvirt::helper(&args, None)?
+            .with_context(|| format!("libvirt could not {verb} domain {}", names.join(", ")))
     }
 }
 

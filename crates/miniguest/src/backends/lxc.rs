@@ -2,7 +2,6 @@
 //! store and the guest's `boot/` bind-mounted read-only, and `/boot/init` as
 //! its init.
 
-use std::os::unix::fs::lchown;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -205,11 +204,7 @@ impl Container<'_> {
             let verdict = if old == config {
                 super::Defined::Unchanged
             } else {
-                // Replaced whole, never seen half-written by lxc-start.
-                let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
-                std::io::Write::write_all(&mut tmp, config.as_bytes())?;
-                tmp.persist(&config_path)
-                    .with_context(|| format!("cannot write {}", config_path.display()))?;
+                crate::layout::replace_file(&config_path, config.as_bytes())?;
                 super::Defined::Updated
             };
             self.prepare_directories()?;
@@ -232,14 +227,6 @@ impl Container<'_> {
     }
 
     fn prepare_directories(&self) -> Result<()> {
-        let (uid, gid) = self.owner();
-        for d in self.directories() {
-            std::fs::create_dir_all(&d)
-                .with_context(|| format!("cannot create {}", d.display()))?;
-            // Never through a link: the container may have planted one.
-            lchown(&d, Some(uid), Some(gid))
-                .with_context(|| format!("cannot give {} to the container's root", d.display()))?;
-        }
-        Ok(())
+        super::prepare_directories(&self.directories(), self.owner())
     }
 }

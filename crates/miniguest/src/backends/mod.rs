@@ -309,6 +309,18 @@ pub fn directories_script(dirs: &[PathBuf], owner: Option<(u64, u64)>) -> Result
     Ok(script)
 }
 
+/// What `directories_script` prints, done: creates a container's host
+/// directories and hands them to `owner` (the mapped root), never through
+/// a link the container may have planted.
+pub fn prepare_directories(dirs: &[PathBuf], (uid, gid): (u32, u32)) -> Result<()> {
+    for dir in dirs {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::os::unix::fs::lchown(dir, Some(uid), Some(gid))
+            .with_context(|| format!("cannot give {} to the container's root", dir.display()))?;
+    }
+    Ok(())
+}
+
 /// `none`, `user`, `bridge=BR`, `network=NET`, comma-separated for several.
 pub fn parse_network(spec: &str) -> Result<Vec<Interface>> {
     if spec == "none" {

@@ -3,7 +3,6 @@
 //! settings file, the image link machined finds, and a drop-in that roots
 //! what the machine boots.
 
-use std::os::unix::fs::lchown;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -222,14 +221,7 @@ impl Machine<'_> {
                 .iter()
                 .map(|v| self.spec.volume_directory(v)),
         );
-        for dir in dirs_to_make {
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-            // Never through a link the container may have planted.
-            lchown(&dir, Some(uid), Some(gid)).with_context(|| {
-                format!("cannot give {} to the container's root", dir.display())
-            })?;
-        }
+        super::prepare_directories(&dirs_to_make, (uid, gid))?;
         link_image(&dirs.image(name), &self.root())?;
         if let Some(hook) = &self.spec.hook {
             let mut unit = UnitFile::default();
@@ -270,13 +262,9 @@ fn link_image(image: &Path, root: &Path) -> Result<()> {
         .with_context(|| format!("cannot create {}", image.display()))
 }
 
-/// Replaced whole, never seen half-written.
+/// Replaced whole, in a directory made if need be.
 fn write_file(path: &Path, text: &str) -> Result<()> {
     let dir = path.parent().context("no parent directory")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    crate::layout::replace_file(path, text.as_bytes())
 }
