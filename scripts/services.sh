@@ -2,6 +2,8 @@
 # Starts or stops the daemons the end-to-end tests talk to (virtlogd and
 # libvirtd), for machines whose init does not run them. Usage: services.sh start|stop
 set -euo pipefail
+# shellcheck source=scripts/nix-env.sh
+. "$(dirname "$0")/nix-env.sh"
 
 run=/run/miniguest-test
 case "${1:-}" in

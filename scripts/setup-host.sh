@@ -8,17 +8,37 @@ set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 apt_opts=(-y -q --no-install-recommends)
+# shellcheck source=scripts/apt-private.sh
+. "$(dirname "$0")/apt-private.sh"
 
-qemu_pkgs=(qemu-system-x86 qemu-utils/bookworm qemu-block-extra/bookworm)
+# QEMU's packages must come from one release. Where some are installed
+# already (the machine image may carry qemu-utils from bookworm-backports),
+# the rest come from that same release, so nothing the user has is
+# downgraded; otherwise from bookworm.
+qemu_pkgs=(qemu-system-x86 qemu-utils qemu-block-extra)
+qemu_suite=bookworm
+for p in "${qemu_pkgs[@]}" qemu-system-common qemu-system-data; do
+  v=$(dpkg-query -W -f '${Status} ${Version}' "$p" 2>/dev/null || true)
+  case "$v" in "install ok installed "*~bpo12*) qemu_suite=bookworm-backports ;; esac
+done
 pkgs=(nix-bin git jq bc cpio gzip kmod busybox-static
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
   virtinst pkg-config libxml2-utils lxc uidmap systemd-container)
-if ! dpkg -s qemu-system-x86 "${pkgs[@]}" >/dev/null 2>&1; then
+if ! dpkg -s "${qemu_pkgs[@]}" "${pkgs[@]}" >/dev/null 2>&1; then
   apt-get update -q
-  # The image's qemu-utils comes from backports and blocks bookworm's QEMU.
-  apt-get install "${apt_opts[@]}" --allow-downgrades "${qemu_pkgs[@]}"
+  if [ "$qemu_suite" = bookworm ]; then
+    apt-get install "${apt_opts[@]}" "${qemu_pkgs[@]}"
+  else
+    # That release is not among the machine's sources: added for this
+    # install only, with lists of its own.
+    private_apt "$qemu_suite" install "${apt_opts[@]}" "${qemu_pkgs[@]/%//$qemu_suite}"
+  fi
   apt-get install "${apt_opts[@]}" "${pkgs[@]}"
 fi
+echo "setup-host: QEMU $(dpkg-query -W -f '${Version}' qemu-system-x86) (from $qemu_suite)"
+
+# Nix 2.26 beside the system's 2.8, and virtiofsd where QEMU has none.
+bash "$(dirname "$0")/trixie-tools.sh"
 
 # Nix: offline, flakes on, no sandbox (builders see the host's /bin). The
 # configuration is private to the tests and the demo (they export

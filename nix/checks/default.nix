@@ -14,7 +14,9 @@ let
     };
     system.stateVersion = "24.11";
   };
-  guest = extra: (import "${pkgs.path}/nixos/lib/eval-config.nix" {
+  # By path: interpolated, a nixpkgs that is not a store path (a checkout)
+  # would first be copied whole into the store.
+  guest = extra: (import (pkgs.path + "/nixos/lib/eval-config.nix") {
     inherit (pkgs) lib;
     system = "x86_64-linux";
     modules = [ (guestConfig extra) ];

@@ -144,7 +144,12 @@ pub fn build_drvs(drvs: &[String], args: &NixArgs) -> Result<Vec<StorePath>> {
     let mut cmd = Command::new("nix");
     cmd.args(["build", "--json", "--no-link"]);
     cmd.args(&args.passed);
-    cmd.arg("--").args(drvs);
+    // Since Nix 2.13 a bare `.drv` names the derivation file itself (newer
+    // versions build nothing for it); `^out` asks for its output. Nix 2.8
+    // knows no `^` and builds the outputs of a bare one.
+    let suffix = if version()? >= (2, 13) { "^out" } else { "" };
+    cmd.arg("--")
+        .args(drvs.iter().map(|drv| format!("{drv}{suffix}")));
     let results: Vec<DrvResult> = cmd.capture_json()?;
     // Nix reports them in its own order.
     drvs.iter()
@@ -161,6 +166,27 @@ pub fn build_drvs(drvs: &[String], args: &NixArgs) -> Result<Vec<StorePath>> {
             StorePath::new(out)
         })
         .collect()
+}
+
+/// The installed Nix's version, (major, minor), from `nix --version`
+/// ("nix (Nix) 2.26.3"); asked once per process.
+pub fn version() -> Result<(u64, u64)> {
+    static VERSION: std::sync::OnceLock<Option<(u64, u64)>> = std::sync::OnceLock::new();
+    let found = VERSION.get_or_init(|| {
+        let out = Command::new("nix")
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        parse_version(&String::from_utf8_lossy(&out.stdout))
+    });
+    found.context("cannot tell which version of Nix is installed (`nix --version`)")
+}
+
+fn parse_version(printed: &str) -> Option<(u64, u64)> {
+    let word = printed.split_whitespace().last()?;
+    let mut parts = word.split(['.', 'p', 'r', '-']);
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
 #[derive(serde::Deserialize)]
@@ -189,4 +215,18 @@ fn nix_env(profile: &Path) -> Command {
     let mut cmd = Command::new("nix-env");
     cmd.arg("--profile").arg(profile);
     cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_version;
+
+    #[test]
+    fn versions_as_nix_prints_them() {
+        assert_eq!(parse_version("nix (Nix) 2.8.0\n"), Some((2, 8)));
+        assert_eq!(parse_version("nix (Nix) 2.26.3"), Some((2, 26)));
+        assert_eq!(parse_version("nix (Nix) 2.31pre20250101_abc"), Some((2, 31)));
+        assert_eq!(parse_version("nix (Lix, like Nix) 2.91.1"), Some((2, 91)));
+        assert_eq!(parse_version("garbage"), None);
+    }
 }

@@ -49,8 +49,18 @@ fn eval(lib: &std::path::Path, expr: &str) -> Result<serde_json::Value, String> 
 
 fn eval_raw(lib: &std::path::Path, expr: &str) -> std::process::Output {
     let env = common::TestEnv::new();
+    Command::new("nix")
+        .envs(env.nix_env())
+        .args(["eval", "--json", "--impure", "--expr"])
+        .arg(format!("{} {expr}", preamble(lib)))
+        .output()
+        .unwrap()
+}
+
+/// The bindings every expression is evaluated with.
+fn preamble(lib: &std::path::Path) -> String {
     let root = repo_root();
-    let preamble = format!(
+    format!(
         r#"
         let
           lib = import {lib}/lib;
@@ -70,13 +80,7 @@ fn eval_raw(lib: &std::path::Path, expr: &str) -> std::process::Output {
         "#,
         lib = lib.display(),
         root = root.display(),
-    );
-    Command::new("nix")
-        .envs(env.nix_env())
-        .args(["eval", "--json", "--impure", "--expr"])
-        .arg(format!("{preamble} {expr}"))
-        .output()
-        .unwrap()
+    )
 }
 
 fn fails_with(result: Result<serde_json::Value, String>, want: &str) {
@@ -127,6 +131,30 @@ fn the_flake_checks_evaluate() {
         checks.contains_key("declarative") && checks.contains_key("imperative"),
         "{r}"
     );
+}
+
+/// `nix-instantiate --eval` evaluates without writing to the store: a path
+/// interpolated into a string (`"${pkgs.path}/nixos/…"`) is then a store
+/// path that does not exist, and importing it fails. With a nixpkgs
+/// checkout as `pkgs.path` the same interpolation would copy all of it
+/// into the store. The checks import nixpkgs' files by path instead.
+#[test]
+fn the_flake_checks_evaluate_read_only_without_copying_nixpkgs() {
+    let lib = need_model!();
+    let env = common::TestEnv::new();
+    let out = Command::new("nix-instantiate")
+        .envs(env.nix_env())
+        .args(["--eval", "--strict", "--json", "--expr"])
+        .arg(format!(
+            "{} lib.mapAttrs (_: c: c.drvPath) flake.checks.x86_64-linux",
+            preamble(&lib)
+        ))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let checks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(checks.get("imperative").is_some(), "{checks}");
 }
 
 #[test]

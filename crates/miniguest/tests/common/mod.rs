@@ -37,19 +37,33 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 /// Whether the real `nix` is installed; tests that need it say so when it
 /// is not, and CI (MINIGUEST_REQUIRE_NIX=1) turns that into a failure.
+/// Under MINIGUEST_TEST_NIX=VERSION (scripts/test.sh runs the suite under
+/// each Nix it proves) the `nix` found must be that version.
 pub fn nix_available() -> bool {
-    let ok = std::process::Command::new("nix")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let out = std::process::Command::new("nix").arg("--version").output();
+    let ok = out.as_ref().is_ok_and(|o| o.status.success());
     if !ok {
         assert!(
             std::env::var_os("MINIGUEST_REQUIRE_NIX").is_none(),
             "nix is required here but not installed (run scripts/setup-host.sh)"
         );
         eprintln!("skipped: `nix` is not installed (run scripts/setup-host.sh)");
+        return false;
     }
-    ok
+    check_nix_version(&String::from_utf8_lossy(&out.unwrap().stdout));
+    true
+}
+
+/// Fails when `nix --version` printed another version than the one the
+/// suite is being run under.
+pub fn check_nix_version(printed: &str) {
+    if let Ok(want) = std::env::var("MINIGUEST_TEST_NIX") {
+        let version = printed.split_whitespace().last().unwrap_or_default();
+        assert!(
+            version == want || version.starts_with(&format!("{want}.")),
+            "MINIGUEST_TEST_NIX={want} but `nix --version` says {printed:?}"
+        );
+    }
 }
 
 impl TestEnv {

@@ -45,6 +45,9 @@ pub fn missing(extra: &[(&str, bool)]) -> Option<String> {
         .map(|(what, _)| *what)
         .collect();
     if missing.is_empty() {
+        if let Ok(out) = Command::new("nix").arg("--version").output() {
+            super::check_nix_version(&String::from_utf8_lossy(&out.stdout));
+        }
         return None;
     }
     let why = format!("missing: {}", missing.join(", "));
