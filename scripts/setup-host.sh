@@ -24,7 +24,14 @@ done
 pkgs=(nix-bin git jq bc cpio gzip kmod busybox-static
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
   virtinst pkg-config libxml2-utils lxc uidmap systemd-container)
-if ! dpkg -s "${qemu_pkgs[@]}" "${pkgs[@]}" >/dev/null 2>&1; then
+# Installed, not merely known (a removed package's configuration keeps it
+# in dpkg's database).
+installed() {
+  for p; do
+    [ "$(dpkg-query -W -f '${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || return 1
+  done
+}
+if ! installed "${qemu_pkgs[@]}" "${pkgs[@]}"; then
   apt-get update -q
   if [ "$qemu_suite" = bookworm ]; then
     apt-get install "${apt_opts[@]}" "${qemu_pkgs[@]}"

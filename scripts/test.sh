@@ -10,7 +10,19 @@ cd "$(dirname "$0")/.."
 
 # The user's Nix configuration must come out of setup as it went in.
 nix_conf_before=$(sha256sum /etc/nix/nix.conf 2>/dev/null || echo absent)
+packages_before=$(dpkg-query -W -f '${Package} ${Version}\n' | LC_ALL=C sort)
 bash scripts/setup-host.sh
+# Nor may it downgrade any package the machine had.
+changed=$(LC_ALL=C join <(echo "$packages_before") <(dpkg-query -W -f '${Package} ${Version}\n' | LC_ALL=C sort) |
+  awk 'NF == 3 && $2 != $3')
+while read -r package before after; do
+  [ -n "$package" ] || continue
+  if dpkg --compare-versions "$after" lt "$before"; then
+    echo "setup-host.sh downgraded $package from $before to $after" >&2
+    exit 1
+  fi
+done <<< "$changed"
+echo "setup: no package downgraded"
 nix_conf_after=$(sha256sum /etc/nix/nix.conf 2>/dev/null || echo absent)
 if [ "$nix_conf_before" != "$nix_conf_after" ]; then
   echo "setup-host.sh changed /etc/nix/nix.conf" >&2
