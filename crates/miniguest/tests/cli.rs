@@ -796,6 +796,38 @@ fn vms_get_a_working_network_by_default() {
     );
 }
 
+/// The printed domain XML defines the same domain every time: NixVirt-style
+/// users redefine from it at every switch. libvirt's test driver (no
+/// daemon) defines it twice in one connection.
+#[test]
+fn the_printed_domain_xml_can_be_defined_again() {
+    need_nix!();
+    let env = TestEnv::new();
+    assert!(env.run(&["install", &env.flake("vm")]).status.success());
+    let first = env.run(&["create", "vm", "--xml", "--network", "none"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let again = env.run(&["create", "vm", "--xml", "--network", "none"]);
+    assert_eq!(stdout(&first), stdout(&again), "the XML changed between runs");
+    assert!(stdout(&first).contains("<uuid>"), "{}", stdout(&first));
+    let xml = env.path("vm.xml");
+    std::fs::write(&xml, stdout(&first)).unwrap();
+    if !common::standin::which("virsh") {
+        assert!(
+            std::env::var_os("MINIGUEST_REQUIRE_E2E").is_none(),
+            "virsh is missing"
+        );
+        eprintln!("skipped the definitions: virsh is not installed");
+        return;
+    }
+    let file = xml.display();
+    let out = std::process::Command::new("virsh")
+        .args(["-c", "test:///default"])
+        .arg(format!("define {file}; define {file}; domuuid vm"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 /// Shell completion offers live values, as bash asks for them: installed
 /// guests' names, the backends, and a guest's generations.
 #[test]

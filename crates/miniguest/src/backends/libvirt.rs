@@ -107,22 +107,30 @@ fn virt_type_name(t: VirtType) -> &'static str {
     }
 }
 
-pub fn domain_xml(spec: &GuestSpec) -> Result<String> {
-    domain_xml_with_uuid(spec, None)
+/// The UUID a new domain gets: derived from the guest's name (a UUID v5),
+/// so that the printed XML defines the same domain every time, as
+/// NixVirt-style redefinitions at every switch need. libvirt would draw a
+/// new one, and refuse a second definition of the name.
+pub fn stable_uuid(spec: &GuestSpec) -> String {
+    let namespace = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, METADATA_NS.as_bytes());
+    uuid::Uuid::new_v5(&namespace, spec.name.as_str().as_bytes()).to_string()
 }
 
-/// The domain XML; with the UUID of an existing domain of that name, so that
-/// defining it again updates that domain instead of clashing with it.
-pub fn domain_xml_with_uuid(spec: &GuestSpec, uuid: Option<&str>) -> Result<String> {
+pub fn domain_xml(spec: &GuestSpec) -> Result<String> {
+    domain_xml_with_uuid(spec, &stable_uuid(spec))
+}
+
+/// The domain XML with a given UUID: that of an existing domain of that
+/// name, so that defining it again updates that domain instead of
+/// clashing with it.
+pub fn domain_xml_with_uuid(spec: &GuestSpec, uuid: &str) -> Result<String> {
     spec.require_vm()?;
     unresolved_network(spec)?;
     let virtiofs = spec.manifest.store_fs == ShareFs::Virtiofs;
     let mut x = XmlWriter::new();
     x.open("domain", &[("type", virt_type_name(spec.virt_type))])?;
     x.text("name", &[], spec.name.as_str())?;
-    if let Some(uuid) = uuid {
-        x.text("uuid", &[], uuid)?;
-    }
+    x.text("uuid", &[], uuid)?;
     // What libvirt's QEMU hook (installed by `define`) runs when the domain
     // starts and stops, however it is started.
     if let Some(hook) = &spec.hook {
@@ -285,6 +293,8 @@ pub fn virt_install(spec: &GuestSpec, uri: &str) -> Result<Vec<String>> {
         uri.into(),
         "--name".into(),
         vi(spec.name.as_str())?.replace('"', ""),
+        "--uuid".into(),
+        stable_uuid(spec),
         "--os-variant".into(),
         OS_VARIANT.into(),
         "--virt-type".into(),
@@ -377,7 +387,12 @@ pub fn define(spec: &GuestSpec, uri: &str, autostart: bool) -> Result<super::Def
     let name = spec.name.as_str();
     let uuid = helper(&["uuid", uri, name], None)?
         .with_context(|| format!("could not look up libvirt domain {name}"))?;
-    let xml = domain_xml_with_uuid(spec, (!uuid.is_empty()).then_some(uuid.as_str()))?;
+    let uuid = if uuid.is_empty() {
+        stable_uuid(spec)
+    } else {
+        uuid
+    };
+    let xml = domain_xml_with_uuid(spec, &uuid)?;
     spec.create_volume_images()?;
     install_hook()?;
     let mut args = vec!["define", uri, name];
