@@ -225,7 +225,10 @@ mod tests {
     fn versions_as_nix_prints_them() {
         assert_eq!(parse_version("nix (Nix) 2.8.0\n"), Some((2, 8)));
         assert_eq!(parse_version("nix (Nix) 2.26.3"), Some((2, 26)));
-        assert_eq!(parse_version("nix (Nix) 2.31pre20250101_abc"), Some((2, 31)));
+        assert_eq!(
+            parse_version("nix (Nix) 2.31pre20250101_abc"),
+            Some((2, 31))
+        );
         assert_eq!(parse_version("nix (Lix, like Nix) 2.91.1"), Some((2, 91)));
         assert_eq!(parse_version("garbage"), None);
     }

@@ -28,7 +28,18 @@ fn define_with_console_log(env: &TestEnv, name: &str, log: &std::path::Path) -> 
         log.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
+    assert_no_libvirt_noise(&out);
     stdout(&out)
+}
+
+/// libvirt's own error printer stays quiet: a look-up that misses (a new
+/// domain, one undefined behind Miniguest's back) is no error.
+fn assert_no_libvirt_noise(out: &std::process::Output) {
+    assert!(
+        !stderr(out).lines().any(|l| l.starts_with("libvirt:")),
+        "libvirt printed errors: {}",
+        stderr(out)
+    );
 }
 
 fn libvirt_needed() -> (&'static str, bool) {
@@ -97,6 +108,15 @@ fn libvirt_lifecycle(attr: &str) {
         assert_program_read_only(last);
         domain.wait_shut_off(BOOT_TIMEOUT);
     }
+
+    // Undefined outside Miniguest: status says so, and nothing else.
+    let undefined = domain.virsh(&["undefine", &name]);
+    assert!(undefined.status.success(), "{}", stderr(&undefined));
+    let out = env.run(&["status", &name, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_no_libvirt_noise(&out);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["state"], "undefined", "{rows}");
 }
 
 #[test]
@@ -639,6 +659,7 @@ fn day_two(
     for verdict in ["defined", "unchanged"] {
         let out = env.run(&define);
         assert!(out.status.success(), "{}", stderr(&out));
+        assert_no_libvirt_noise(&out);
         assert!(stdout(&out).starts_with(verdict), "{}", stdout(&out));
     }
     let s = status(&env, &name);

@@ -807,7 +807,11 @@ fn the_printed_domain_xml_can_be_defined_again() {
     let first = env.run(&["create", "vm", "--xml", "--network", "none"]);
     assert!(first.status.success(), "{}", stderr(&first));
     let again = env.run(&["create", "vm", "--xml", "--network", "none"]);
-    assert_eq!(stdout(&first), stdout(&again), "the XML changed between runs");
+    assert_eq!(
+        stdout(&first),
+        stdout(&again),
+        "the XML changed between runs"
+    );
     assert!(stdout(&first).contains("<uuid>"), "{}", stdout(&first));
     let xml = env.path("vm.xml");
     std::fs::write(&xml, stdout(&first)).unwrap();
@@ -826,6 +830,32 @@ fn the_printed_domain_xml_can_be_defined_again() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// A libvirt that cannot be reached is one line of Miniguest's, not
+/// libvirt's own printout beside it.
+#[test]
+fn libvirt_errors_are_reported_once() {
+    need_nix!();
+    let env = TestEnv::new();
+    assert!(env.run(&["install", &env.flake("vm")]).status.success());
+    let uri = format!("qemu:///system?socket={}", env.path("no-socket").display());
+    let out = env.run(&[
+        "create",
+        "vm",
+        "--define",
+        "--network",
+        "none",
+        "--connect",
+        &uri,
+    ]);
+    assert_one_line_error(&out);
+    assert!(
+        !stderr(&out).lines().any(|l| l.starts_with("libvirt:")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("cannot connect"), "{}", stderr(&out));
 }
 
 /// Shell completion offers live values, as bash asks for them: installed

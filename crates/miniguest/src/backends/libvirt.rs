@@ -406,7 +406,8 @@ pub fn define(spec: &GuestSpec, uri: &str, autostart: bool) -> Result<super::Def
 
 /// Runs `miniguest-libvirt ARGS` (beside this program, else in PATH), with
 /// `stdin` piped in when given. Fails if the helper is missing; otherwise
-/// says whether it succeeded and, if so, what it printed (trimmed).
+/// says whether it succeeded and, if so, what it printed (trimmed), or what
+/// went wrong in the helper's own words.
 pub(super) fn helper(args: &[&str], stdin: Option<&[u8]>) -> Result<Result<String>> {
     use std::io::Write;
     use std::process::{Command, Stdio};
@@ -422,7 +423,7 @@ pub(super) fn helper(args: &[&str], stdin: Option<&[u8]>) -> Result<Result<Strin
             Stdio::null()
         })
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot run {}", program.display()))?;
     if let Some(bytes) = stdin {
@@ -436,10 +437,12 @@ pub(super) fn helper(args: &[&str], stdin: Option<&[u8]>) -> Result<Result<Strin
     Ok(if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     } else {
-        Err(anyhow::anyhow!(
-            "miniguest-libvirt {} failed ({})",
-            args[0],
-            out.status
-        ))
+        let said = String::from_utf8_lossy(&out.stderr);
+        let said = said.trim().trim_start_matches("error: ");
+        Err(if said.is_empty() {
+            anyhow::anyhow!("miniguest-libvirt {} failed ({})", args[0], out.status)
+        } else {
+            anyhow::anyhow!("{}", said.replace('\n', "; "))
+        })
     })
 }

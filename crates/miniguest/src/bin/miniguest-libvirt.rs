@@ -17,6 +17,10 @@ use virt::connect::Connect;
 use virt::domain::Domain;
 
 fn main() {
+    // libvirt's default handler prints every error, including the "domain
+    // not found" of a look-up that is expected to miss. Real errors reach
+    // the user once, as this program's one line, which miniguest reports.
+    virt::error::clear_error_callback();
     if let Err(e) = run() {
         eprintln!("error: {e:#}");
         std::process::exit(1);
