@@ -38,7 +38,8 @@ let
     if guest.backend != null then guest.backend
     else if guests.${name}.config.boot.miniguest.guestType == "lxc" then "lxc"
     else "libvirt";
-  lxcGuests = lib.filterAttrs (name: guest: backendFor name guest == "lxc") cfg;
+  # Containers run with root mapped to root's subordinate range.
+  lxcGuests = lib.filterAttrs (name: guest: lib.elem (backendFor name guest) [ "lxc" "nspawn" ]) cfg;
 
   # `create --define` updates an existing definition in place, so the unit
   # is right on every activation, not only the first.
@@ -96,7 +97,7 @@ in
           description = "Give the guest the host's nixpkgs.overlays and nixpkgs.config.";
         };
         backend = mkOption {
-          type = types.nullOr (types.enum [ "libvirt" "lxc" ]);
+          type = types.nullOr (types.enum [ "libvirt" "lxc" "nspawn" ]);
           default = null;
           description = "Hypervisor to define the guest in; null picks from the guest type.";
         };
@@ -144,7 +145,7 @@ in
         {
           assertion = lib.any (rootRange "startUid") root.subUidRanges
             && lib.any (rootRange "startGid") root.subGidRanges;
-          message = "miniguests: LXC guests (${lib.concatStringsSep ", " (lib.attrNames lxcGuests)}) run with root mapped to a subordinate range; give root one of 65536 ids that does not hold id 0, e.g. users.users.root.subUidRanges = [ { startUid = 1000000; count = 65536; } ] and users.users.root.subGidRanges = [ { startGid = 1000000; count = 65536; } ]";
+          message = "miniguests: container guests (${lib.concatStringsSep ", " (lib.attrNames lxcGuests)}) run with root mapped to a subordinate range; give root one of 65536 ids that does not hold id 0, e.g. users.users.root.subUidRanges = [ { startUid = 1000000; count = 65536; } ] and users.users.root.subGidRanges = [ { startGid = 1000000; count = 65536; } ]";
         }
       ];
 

@@ -913,7 +913,10 @@ fn nspawn_define_writes_settings_systemd_nspawn_boots() {
     let reports = standin::reports(&stdout(&ran));
     assert_eq!(reports.len(), 1, "{}", stdout(&ran));
     assert_program_read_only(&reports[0]);
-    assert_eq!(status(&env, &name)["backend"], "nspawn");
+    let s = status(&env, &name);
+    assert_eq!(s["backend"], "nspawn");
+    // Just defined: its definition is what Miniguest would write now.
+    assert_eq!(s["reasons"], serde_json::json!([]), "{s}");
 }
 
 /// `upgrade --restart` restarts a running guest into its new generation,

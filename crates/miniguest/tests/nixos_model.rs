@@ -298,6 +298,22 @@ fn declared_lxc_guests_get_a_root_id_range_or_a_message_naming_the_fix() {
         unit,
         "miniguest create -t lxc --define box\nminiguest restart --if-needed box"
     );
+    // nspawn is a backend too, and its containers are mapped the same way.
+    let nspawn = host(r#"{ miniguests.box.backend = "nspawn"; }"#);
+    let r = eval(
+        &lib,
+        &format!(
+            r#"let c = ({nspawn}).config; in [ c.systemd.services."miniguest-define-box".script c.users.users.root.subGidRanges ]"#
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        r,
+        serde_json::json!([
+            "miniguest create -t nspawn --define box\nminiguest restart --if-needed box",
+            [{ "startGid": 1000000, "count": 65536 }]
+        ])
+    );
     fails_with(
         eval(
             &lib,

@@ -25,7 +25,9 @@ pub(crate) fn defined(layout: &Layout, name: &GuestName) -> Result<Option<Define
         return Ok(None);
     };
     let idmap = match placement.location {
-        Location::Lxc { .. } if !placement.unsafe_unmapped_root => Some(idmap::for_root_on_host()?),
+        Location::Lxc { .. } | Location::Nspawn { .. } if !placement.unsafe_unmapped_root => {
+            Some(idmap::for_root_on_host()?)
+        }
         _ => None,
     };
     let backend = lifecycle::for_location(&placement.location, idmap, placement.autostart);
