@@ -100,11 +100,16 @@ let
     echo "STANDIN-BOOTED name=${config.networking.hostName} version=${config.system.nixos.label}"
     store=$(writable /nix/store)
     boot=$(writable /boot)
+    # Who owns the program inside (a store file, and /boot): a mapped
+    # container's root must see its own root there, not nobody.
+    store_owner=$(stat -L -c %u:%g /boot/init 2>/dev/null || echo none)
+    boot_owner=$(stat -c %u:%g /boot 2>/dev/null || echo none)
     # Try what a hostile root would: remount the store read-write and write
     # to it. Both forms: a bind remount makes only the mount writable, a
     # plain one the file system too. Only the host side can stop that.
-    mount -o remount,rw,bind /nix/store 2>/dev/null
-    mount -o remount,rw /nix/store 2>/dev/null
+    remount_rw=refused
+    mount -o remount,rw,bind /nix/store 2>/dev/null && remount_rw=allowed
+    mount -o remount,rw /nix/store 2>/dev/null && remount_rw=allowed
     remount=$(writable /nix/store)
     disks=$(ls /sys/block 2>/dev/null | grep -v '^loop' | tr '\n' , || true)
     state=absent
@@ -112,7 +117,7 @@ let
     var=$(grep ' /var ' /proc/mounts | cut -d' ' -f3)
     mem=$(awk '/MemTotal/ {print $2}' /proc/meminfo)
     echo "STANDIN-STATE disks=$disks state-writable=$state var=''${var:-none} mem-kib=$mem"
-    echo "STANDIN-CHECK store-writable=$store boot-writable=$boot store-writable-after-remount=$remount"
+    echo "STANDIN-CHECK store-writable=$store boot-writable=$boot store-writable-after-remount=$remount remount-rw=$remount_rw store-owner=$store_owner boot-owner=$boot_owner"
     echo "STANDIN-DONE"
     ${lib.optionalString (lib.elem "standin.stay" config.boot.kernelParams) ''
       # Keep running until asked to stop (LXC sends SIGPWR to init), and

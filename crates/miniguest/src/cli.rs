@@ -207,6 +207,10 @@ pub struct StopArgs {
 
 #[derive(Debug, Args)]
 pub struct HookArgs {
+    /// Mount (at started) or unmount (at stopped) the container's idmapped
+    /// views of the store and /boot, with this id map
+    #[arg(long, value_name = "UID:GID:COUNT")]
+    pub idmapped_view: Option<crate::backends::idmap::IdMap>,
     /// started or stopped
     pub event: String,
     #[arg(add = ArgValueCompleter::new(guest_names))]

@@ -98,10 +98,38 @@ pub fn build(installable: &Installable, args: &NixArgs) -> Result<StorePath> {
     StorePath::new(out)
 }
 
+/// Derivations to build, and what the evaluating Nix needs to be told to
+/// build their outputs.
+pub struct Derivations {
+    pub paths: Vec<String>,
+    /// Since Nix 2.13 a bare `.drv` names the derivation file itself (newer
+    /// versions build nothing for it) and `DRV^out` its output; Nix 2.8
+    /// knows no `^` and builds the outputs of a bare one.
+    output_suffix: &'static str,
+}
+
+impl Derivations {
+    fn installables(&self) -> impl Iterator<Item = String> + '_ {
+        self.paths
+            .iter()
+            .map(|drv| format!("{drv}{}", self.output_suffix))
+    }
+
+    /// The one derivation at `index`, for building it on its own.
+    pub fn one(&self, index: usize) -> Derivations {
+        Derivations {
+            paths: vec![self.paths[index].clone()],
+            output_suffix: self.output_suffix,
+        }
+    }
+}
+
 /// Evaluates a flake once for several guests: the derivations of the
 /// attribute paths `paths` below its output `top`, in order. Pure
 /// evaluation, as `nix build FLAKE#ATTR` does it, but one evaluation for
-/// all (Nix 2.8 evaluates a flake again for each installable).
+/// all (Nix 2.8 evaluates a flake again for each installable). The same
+/// evaluation says which Nix it is (`builtins.nixVersion`), so building
+/// them needs no other question.
 /// `flake` is one of the guests' installables: its flake reference and
 /// recorded options serve for all.
 pub fn eval_drv_paths(
@@ -109,14 +137,14 @@ pub fn eval_drv_paths(
     top: &str,
     paths: &[Vec<String>],
     args: &NixArgs,
-) -> Result<Vec<String>> {
+) -> Result<Derivations> {
     use crate::formats::nix::string_list;
     let lists: Vec<String> = paths
         .iter()
         .map(|p| string_list(p.iter().map(String::as_str)))
         .collect();
     let apply = format!(
-        "root: map (path: (builtins.foldl' (value: name: value.${{name}}) root path).drvPath) [ {} ]",
+        "root: {{ version = builtins.nixVersion; drvs = map (path: (builtins.foldl' (value: name: value.${{name}}) root path).drvPath) [ {} ]; }}",
         lists.join(" ")
     );
     let mut cmd = Command::new("nix");
@@ -128,31 +156,37 @@ pub fn eval_drv_paths(
         flake.flake,
         crate::installable::quote_attr(top)
     ));
-    let drvs: Vec<String> = cmd.capture_json()?;
-    if drvs.len() != paths.len() {
+    #[derive(serde::Deserialize)]
+    struct Evaluated {
+        version: String,
+        drvs: Vec<String>,
+    }
+    let evaluated: Evaluated = cmd.capture_json()?;
+    if evaluated.drvs.len() != paths.len() {
         bail!(
             "`nix eval` gave {} derivations for {} guests",
-            drvs.len(),
+            evaluated.drvs.len(),
             paths.len()
         );
     }
-    Ok(drvs)
+    let version = parse_version(&evaluated.version)
+        .with_context(|| format!("unexpected Nix version {:?}", evaluated.version))?;
+    Ok(Derivations {
+        paths: evaluated.drvs,
+        output_suffix: if version >= (2, 13) { "^out" } else { "" },
+    })
 }
 
 /// Builds derivations in one `nix build` and returns each one's `out`.
-pub fn build_drvs(drvs: &[String], args: &NixArgs) -> Result<Vec<StorePath>> {
+pub fn build_drvs(drvs: &Derivations, args: &NixArgs) -> Result<Vec<StorePath>> {
     let mut cmd = Command::new("nix");
     cmd.args(["build", "--json", "--no-link"]);
     cmd.args(&args.passed);
-    // Since Nix 2.13 a bare `.drv` names the derivation file itself (newer
-    // versions build nothing for it); `^out` asks for its output. Nix 2.8
-    // knows no `^` and builds the outputs of a bare one.
-    let suffix = if version()? >= (2, 13) { "^out" } else { "" };
-    cmd.arg("--")
-        .args(drvs.iter().map(|drv| format!("{drv}{suffix}")));
+    cmd.arg("--").args(drvs.installables());
     let results: Vec<DrvResult> = cmd.capture_json()?;
     // Nix reports them in its own order.
-    drvs.iter()
+    drvs.paths
+        .iter()
         .map(|drv| {
             let result = results
                 .iter()
@@ -168,21 +202,8 @@ pub fn build_drvs(drvs: &[String], args: &NixArgs) -> Result<Vec<StorePath>> {
         .collect()
 }
 
-/// The installed Nix's version, (major, minor), from `nix --version`
-/// ("nix (Nix) 2.26.3"); asked once per process.
-pub fn version() -> Result<(u64, u64)> {
-    static VERSION: std::sync::OnceLock<Option<(u64, u64)>> = std::sync::OnceLock::new();
-    let found = VERSION.get_or_init(|| {
-        let out = Command::new("nix")
-            .arg("--version")
-            .stdin(Stdio::null())
-            .output()
-            .ok()?;
-        parse_version(&String::from_utf8_lossy(&out.stdout))
-    });
-    found.context("cannot tell which version of Nix is installed (`nix --version`)")
-}
-
+/// A Nix version, (major, minor), as `nix --version` or
+/// `builtins.nixVersion` print it ("nix (Nix) 2.26.3", "2.8.0").
 fn parse_version(printed: &str) -> Option<(u64, u64)> {
     let word = printed.split_whitespace().last()?;
     let mut parts = word.split(['.', 'p', 'r', '-']);
@@ -230,6 +251,7 @@ mod tests {
             Some((2, 31))
         );
         assert_eq!(parse_version("nix (Lix, like Nix) 2.91.1"), Some((2, 91)));
+        assert_eq!(parse_version("2.8.0"), Some((2, 8)));
         assert_eq!(parse_version("garbage"), None);
     }
 }

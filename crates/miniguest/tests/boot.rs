@@ -65,6 +65,19 @@ fn installed_standin(
     Some((env, name))
 }
 
+/// Inside a container whose root is mapped, the program belongs to the
+/// container's root (idmapped), and its store cannot be remounted
+/// read-write.
+fn assert_program_root_owned_and_locked(report: &standin::Report) {
+    assert_program_read_only(report);
+    assert_eq!(report.store_owner, "0:0", "store not root's: {report:?}");
+    assert_eq!(report.boot_owner, "0:0", "/boot not root's: {report:?}");
+    assert_eq!(
+        report.remount_rw, "refused",
+        "the container remounted its store read-write: {report:?}"
+    );
+}
+
 fn assert_program_read_only(report: &standin::Report) {
     assert_eq!(report.store_writable, "no", "{report:?}");
     assert_eq!(report.boot_writable, "no", "{report:?}");
@@ -362,11 +375,7 @@ fn lxc_container_with_mapped_root_boots_and_cannot_write_the_store() {
         let reports = lxc_start(&lxcpath, &name, &log);
         let last = reports.last().expect("no boot in the console log");
         assert_eq!(last.version, version, "after {step}");
-        assert_program_read_only(last);
-        assert_eq!(
-            last.remount, "no",
-            "the container remounted the store read-write"
-        );
+        assert_program_root_owned_and_locked(last);
     }
 
     // Redefining with other settings rewrites the config in place.
@@ -408,7 +417,7 @@ fn lxc_printed_script_and_nspawn_command_work_with_odd_paths() {
     assert!(ran.status.success(), "{}\n{}", stdout(&out), stderr(&ran));
     let reports = lxc_start(&lxcpath, &name, &log);
     assert_eq!(reports.len(), 1);
-    assert_eq!(reports[0].remount, "no");
+    assert_program_root_owned_and_locked(&reports[0]);
 
     let out = env.run(&["create", "-t", "nspawn", &name]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -416,11 +425,7 @@ fn lxc_printed_script_and_nspawn_command_work_with_odd_paths() {
     assert!(ran.status.success(), "{}\n{}", stdout(&out), stderr(&ran));
     let reports = standin::reports(&stdout(&ran));
     assert_eq!(reports.len(), 1, "{}", stdout(&ran));
-    assert_program_read_only(&reports[0]);
-    assert_eq!(
-        reports[0].remount, "no",
-        "nspawn let the guest remount the store"
-    );
+    assert_program_root_owned_and_locked(&reports[0]);
     assert!(!work.join("PWNED").exists());
 }
 
@@ -912,7 +917,7 @@ fn nspawn_define_writes_settings_systemd_nspawn_boots() {
     assert!(ran.status.success(), "{}", stderr(&ran));
     let reports = standin::reports(&stdout(&ran));
     assert_eq!(reports.len(), 1, "{}", stdout(&ran));
-    assert_program_read_only(&reports[0]);
+    assert_program_root_owned_and_locked(&reports[0]);
     let s = status(&env, &name);
     assert_eq!(s["backend"], "nspawn");
     // Just defined: its definition is what Miniguest would write now.

@@ -16,6 +16,35 @@ pub struct IdMap {
     pub count: u64,
 }
 
+/// `UID:GID:COUNT`, as hook commands carry it.
+impl std::fmt::Display for IdMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.uid_start, self.gid_start, self.count)
+    }
+}
+
+impl std::str::FromStr for IdMap {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parts: Vec<u64> = s
+            .split(':')
+            .map(|p| {
+                p.parse::<u64>()
+                    .map_err(|_| format!("invalid id map {s:?}"))
+            })
+            .collect::<Result<_, _>>()?;
+        match parts[..] {
+            [uid_start, gid_start, count] if count > 0 => Ok(IdMap {
+                uid_start,
+                gid_start,
+                count,
+            }),
+            _ => Err(format!("invalid id map {s:?} (expected UID:GID:COUNT)")),
+        }
+    }
+}
+
 /// One line of a subuid/subgid file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Range {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::idmap::IdMap;
+use super::idmapped;
 use super::{directories_script, find_program, path_str, GuestSpec};
 use crate::formats::lxc::LxcConfig;
 use crate::manifest::{layout as files, GuestType, Link};
@@ -84,16 +85,15 @@ impl Container<'_> {
                 "WARNING: root is not mapped; this guest can write to the host's Nix store",
             )?,
         }
-        c.mount_entry(
-            path_str(&spec.store_dir)?,
-            "nix/store",
-            "ro,bind,create=dir",
-        )?;
-        c.mount_entry(
-            path_str(&spec.boot_dir())?,
-            files::BOOT_DIR,
-            "ro,bind,create=dir",
-        )?;
+        let (store, boot) = match self.program_view() {
+            Some(_) => {
+                let dir = idmapped::lxc_view_dir(spec.name.as_str());
+                (dir.join("store"), dir.join("boot"))
+            }
+            None => (spec.store_dir.clone(), spec.boot_dir()),
+        };
+        c.mount_entry(path_str(&store)?, "nix/store", "ro,bind,create=dir")?;
+        c.mount_entry(path_str(&boot)?, files::BOOT_DIR, "ro,bind,create=dir")?;
         for volume in &spec.manifest.volumes {
             c.mount_entry(
                 path_str(&spec.volume_directory(volume))?,
@@ -133,11 +133,33 @@ impl Container<'_> {
             c.set("lxc.start.auto", 1)?;
         }
         // LXC appends the container's name, the section and the hook type.
+        // With idmapped views the hook mounts them before the container's
+        // namespaces are made, and unmounts them after it stopped.
         if let Some(hook) = &spec.hook {
+            let hook = match self.program_view() {
+                Some(map) => format!("{hook} --idmapped-view {map}"),
+                None => hook.clone(),
+            };
             c.set("lxc.hook.pre-start", format!("{hook} started"))?;
             c.set("lxc.hook.post-stop", format!("{hook} stopped"))?;
         }
         Ok(c.finish())
+    }
+
+    /// The map the store and `/boot` are shown through, when they can be:
+    /// a mapped root, a hook to mount the views, and a host that idmaps
+    /// their file systems (else the container sees them owned by nobody).
+    pub fn program_view(&self) -> Option<IdMap> {
+        let map = self.idmap?;
+        self.program_view_error(map).is_none().then_some(map)
+    }
+
+    /// Why the program cannot be idmapped for this container, if it cannot.
+    pub fn program_view_error(&self, map: IdMap) -> Option<String> {
+        if self.spec.hook.is_none() {
+            return Some("no hook to mount the views".into());
+        }
+        idmapped::program_error(self.spec, map)
     }
 
     /// Host directories that must exist, and their owner inside the map.

@@ -4,6 +4,7 @@
 
 pub mod exposure;
 pub mod idmap;
+pub mod idmapped;
 pub mod libvirt;
 pub mod lifecycle;
 pub mod lxc;

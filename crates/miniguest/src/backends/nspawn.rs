@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::idmap::IdMap;
+use super::idmapped;
 use super::lxc::require_container;
 use super::{directories_script, path_str, Defined, GuestSpec};
 use crate::formats::unit::{command_line, UnitFile};
@@ -24,6 +25,32 @@ pub struct Machine<'a> {
 }
 
 impl Machine<'_> {
+    /// `:idmap` for the store and `/boot` binds when the container's root is
+    /// mapped and they can be idmapped (systemd 250 and later, a kernel and
+    /// file systems that allow it): the program then belongs to the
+    /// container's root. nspawn makes the binds before it enters the user
+    /// namespace, so their read-only flag is locked.
+    pub fn program_bind_options(&self) -> &'static str {
+        match self.idmap {
+            Some(map) if self.program_view_error(map).is_none() => ":idmap",
+            _ => "",
+        }
+    }
+
+    /// Why the program cannot be idmapped for this machine, if it cannot.
+    pub fn program_view_error(&self, map: IdMap) -> Option<String> {
+        match nspawn_version() {
+            Some(v) if v >= 250 => {}
+            Some(v) => {
+                return Some(format!(
+                    "systemd-nspawn {v} has no idmapped binds (250 and later)"
+                ))
+            }
+            None => return Some("cannot tell systemd-nspawn's version".into()),
+        }
+        idmapped::program_error(self.spec, map)
+    }
+
     /// An empty root; nspawn insists on a `usr/` in it. The dot keeps it
     /// apart from volumes, whose names cannot hold one.
     pub fn root(&self) -> PathBuf {
@@ -47,12 +74,13 @@ impl Machine<'_> {
             // own chown mode only takes ranges aligned to 65536.
             argv.push(format!("--private-users={}:{}", map.uid_start, map.count));
         }
+        let idmap = self.program_bind_options();
         argv.push(format!(
-            "--bind-ro={}:/nix/store",
+            "--bind-ro={}:/nix/store{idmap}",
             bind_escape(path_str(&spec.store_dir)?)
         ));
         argv.push(format!(
-            "--bind-ro={}:/{}",
+            "--bind-ro={}:/{}{idmap}",
             bind_escape(path_str(&spec.boot_dir())?),
             files::BOOT_DIR
         ));
@@ -151,14 +179,18 @@ impl Machine<'_> {
             None => u.set("PrivateUsers", "no")?,
         }
         u.section("Files")?;
+        let idmap = self.program_bind_options();
         u.set(
             "BindReadOnly",
-            format!("{}:/nix/store", bind_escape(path_str(&spec.store_dir)?)),
+            format!(
+                "{}:/nix/store{idmap}",
+                bind_escape(path_str(&spec.store_dir)?)
+            ),
         )?;
         u.set(
             "BindReadOnly",
             format!(
-                "{}:/{}",
+                "{}:/{}{idmap}",
                 bind_escape(path_str(&spec.boot_dir())?),
                 files::BOOT_DIR
             ),
@@ -239,6 +271,23 @@ impl Machine<'_> {
         write_file(&file, &settings)?;
         Ok(verdict)
     }
+}
+
+/// systemd's version, from `systemd-nspawn --version` ("systemd 252 (…)").
+fn nspawn_version() -> Option<u32> {
+    static VERSION: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *VERSION.get_or_init(|| {
+        let out = std::process::Command::new("systemd-nspawn")
+            .arg("--version")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    })
 }
 
 /// `machines/NAME` -> the root: created if absent, replaced only if it is

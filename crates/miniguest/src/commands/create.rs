@@ -3,7 +3,7 @@ use anyhow::{bail, Result};
 use crate::backends::idmap::{self, IdMap};
 use crate::backends::lxc::{default_lxcpath, Container};
 use crate::backends::nspawn::Machine;
-use crate::backends::{exposure, libvirt, lifecycle, qemu, GuestSpec};
+use crate::backends::{exposure, idmapped, libvirt, lifecycle, qemu, GuestSpec};
 use crate::cli::{Backend, CreateArgs};
 use crate::commands::parse_name;
 use crate::formats::shell;
@@ -70,6 +70,12 @@ pub fn run(layout: &Layout, args: CreateArgs) -> Result<()> {
                 idmap: root_map(args.unsafe_unmapped_root)?,
                 autostart: args.autostart,
             };
+            if let Some(why) = container
+                .idmap
+                .and_then(|m| container.program_view_error(m))
+            {
+                idmapped::warn_unmapped(&why);
+            }
             if args.define {
                 eprint!("{exposure}");
                 let location = Location::Lxc {
@@ -87,6 +93,9 @@ pub fn run(layout: &Layout, args: CreateArgs) -> Result<()> {
                 spec: &spec,
                 idmap: root_map(args.unsafe_unmapped_root)?,
             };
+            if let Some(why) = machine.idmap.and_then(|m| machine.program_view_error(m)) {
+                idmapped::warn_unmapped(&why);
+            }
             if args.define {
                 eprint!("{exposure}");
                 let location = Location::Nspawn {

@@ -4,14 +4,15 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::backends::idmap;
 use crate::backends::lifecycle::{self, Lifecycle, State};
 use crate::backends::GuestSpec;
-use crate::cli::{RestartArgs, StopArgs};
+use crate::backends::{idmap, idmapped};
+use crate::cli::{HookArgs, RestartArgs, StopArgs};
 use crate::commands::parse_name;
 use crate::guest_name::GuestName;
 use crate::layout::Layout;
 use crate::placement::{self, Location, Placement};
+use crate::store_path::store_dir;
 use crate::{booted, lock};
 
 /// A defined guest and the backend it lives in.
@@ -115,18 +116,38 @@ pub(crate) fn restart_if_needed(layout: &Layout, name: &GuestName, stop: &StopAr
 }
 
 /// `miniguest hook started|stopped NAME …`, run by LXC and by libvirt's QEMU
-/// hook around a guest's life: roots what it boots, however it was started.
-pub fn hook(layout: &Layout, event: &str, name: &str) -> Result<()> {
-    let name = parse_name(name)?;
-    match event {
+/// hook around a guest's life: roots what it boots, however it was started,
+/// and, for LXC containers, mounts the idmapped views of their program
+/// before their namespaces exist (see `backends::idmapped`).
+pub fn hook(layout: &Layout, args: &HookArgs) -> Result<()> {
+    let name = parse_name(&args.name)?;
+    let views = idmapped::lxc_view_dir(name.as_str());
+    match args.event.as_str() {
         "started" => {
             let output = layout
                 .link(&name)
                 .canonicalize()
                 .with_context(|| format!("guest {name} is not installed"))?;
+            if let Some(map) = args.idmapped_view {
+                idmapped::mount_view(&store_dir(), &views.join("store"), map)?;
+                idmapped::mount_view(
+                    &output.join(crate::manifest::layout::BOOT_DIR),
+                    &views.join("boot"),
+                    map,
+                )?;
+            }
             booted::record(&name, &output)
         }
-        "stopped" => booted::clear(&name),
+        "stopped" => {
+            if args.idmapped_view.is_some() {
+                for view in ["store", "boot"] {
+                    idmapped::unmount_view(&views.join(view))?;
+                    let _ = std::fs::remove_dir(views.join(view));
+                }
+                let _ = std::fs::remove_dir(&views);
+            }
+            booted::clear(&name)
+        }
         other => anyhow::bail!("unknown hook event {other:?}"),
     }
 }

@@ -36,7 +36,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Stop(args) => lifecycle::stop(&layout, &args),
         Command::Restart(args) => lifecycle::restart(&layout, &args),
         Command::Status(args) => status::run(&layout, args),
-        Command::Hook(args) => lifecycle::hook(&layout, &args.event, &args.name),
+        Command::Hook(args) => lifecycle::hook(&layout, &args),
         Command::List(args) => list::run(&layout, args.json),
         Command::Template(args) => template::run(&args.dir),
         Command::Create(args) => create::run(&layout, args),

@@ -94,11 +94,8 @@ fn build_group(
     Ok(match drvs {
         Some(drvs) => match nix::build_drvs(&drvs, nix_args) {
             Ok(outputs) => outputs.into_iter().map(Ok).collect(),
-            Err(_) => drvs
-                .iter()
-                .map(|drv| {
-                    nix::build_drvs(std::slice::from_ref(drv), nix_args).map(|mut o| o.remove(0))
-                })
+            Err(_) => (0..drvs.paths.len())
+                .map(|i| nix::build_drvs(&drvs.one(i), nix_args).map(|mut o| o.remove(0)))
                 .collect(),
         },
         None => group

@@ -122,6 +122,11 @@ pub struct Report {
     pub store_writable: String,
     pub boot_writable: String,
     pub remount: String,
+    /// Whether remounting the store read-write succeeded ("allowed") or not.
+    pub remount_rw: String,
+    /// Owner (uid:gid) of a store file and of /boot, as the guest sees them.
+    pub store_owner: String,
+    pub boot_owner: String,
     pub disks: String,
     pub state_writable: String,
     /// The file system type mounted at /var, or "none".
@@ -156,6 +161,9 @@ pub fn reports(console: &str) -> Vec<Report> {
                     store_writable: field(line, "store-writable"),
                     boot_writable: field(line, "boot-writable"),
                     remount: field(line, "store-writable-after-remount"),
+                    remount_rw: field(line, "remount-rw"),
+                    store_owner: field(line, "store-owner"),
+                    boot_owner: field(line, "boot-owner"),
                     disks: state.map_or("?".into(), |s| field(s, "disks")),
                     var: state.map_or("?".into(), |s| field(s, "var")),
                     mem_kib: state.map_or("?".into(), |s| field(s, "mem-kib")),
