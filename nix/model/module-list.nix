@@ -1,5 +1,6 @@
 # The model's counterpart of nixos/modules/module-list.nix.
 [
   ./options.nix
+  ./filesystems.nix
   ./toplevel.nix
 ]

@@ -6,9 +6,11 @@
 # options). Only what the modules touch is declared: a module that sets
 # anything else fails here as it would not on NixOS, so the list is kept
 # complete by the tests that evaluate the modules.
-{ lib, ... }:
+{ lib, config, options, ... }:
 let
   inherit (lib) mkOption types;
+  utils = import ./utils.nix { inherit lib; };
+  release = "26.05";
 
   isNonEmpty = s: (builtins.match "[ \t\n]*" s) == null;
   nonEmptyStr = types.addCheck types.str isNonEmpty // { description = "non-empty string"; };
@@ -29,15 +31,26 @@ let
       noCheck = mkOption { type = types.bool; default = false; };
       neededForBoot = mkOption { type = types.bool; default = false; };
     };
-    config = {
-      device = lib.mkIf (lib.elem config.fsType [ "proc" "sysfs" "tmpfs" "ramfs" "devtmpfs" "devpts" ])
-        (lib.mkDefault config.fsType);
-      options = lib.mkMerge [
-        (lib.mkIf config.autoResize [ "x-systemd.growfs" ])
-        (lib.mkIf config.autoFormat [ "x-systemd.makefs" ])
-      ];
-    };
+    config =
+      let
+        inInitrd = utils.fsNeededForBoot config;
+        systemdStage1 = outer.boot.initrd.systemd.enable;
+      in
+      {
+        device = lib.mkIf (lib.elem config.fsType [ "proc" "sysfs" "tmpfs" "ramfs" "devtmpfs" "devpts" ])
+          (lib.mkDefault config.fsType);
+        options = lib.mkMerge [
+          (lib.mkIf config.autoResize [ "x-systemd.growfs" ])
+          (lib.mkIf config.autoFormat [ "x-systemd.makefs" ])
+          (lib.mkIf inInitrd [ "x-initrd.mount" ])
+          # Scripted stage 1 orders `depends` by sorting the file systems;
+          # systemd is told, under /sysroot for what stage 1 mounts.
+          (lib.mkIf (config.depends != [ ] && (inInitrd -> systemdStage1))
+            (map (d: "x-systemd.requires-mounts-for=${lib.optionalString inInitrd "/sysroot"}${d}") config.depends))
+        ];
+      };
   };
+  outer = config;
 
   # systemd.services.<name>: the unit options the host module uses.
   serviceOpts = { name, ... }: {
@@ -101,7 +114,9 @@ in
       initrd = {
         availableKernelModules = mkOption { type = types.listOf types.str; default = [ ]; };
         kernelModules = mkOption { type = types.listOf types.str; default = [ ]; };
-        systemd.enable = mkOption { type = types.bool; default = false; };
+        # NixOS 26.05 made systemd stage 1 the default.
+        systemd.enable = mkOption { type = types.bool; default = true; };
+        enable = mkOption { type = types.bool; default = !config.boot.isContainer; };
       };
     };
 
@@ -164,11 +179,29 @@ in
       # NixOS: listOf pathInStore, whose check needs a newer Nix than these
       # machines' 2.8 (builtins.addDrvOutputDependencies).
       extraDependencies = mkOption { type = types.listOf types.unspecified; default = [ ]; };
-      stateVersion = mkOption { type = types.str; default = "26.05"; };
+      stateVersion = mkOption {
+        type = types.str;
+        default = release;
+        # As nixos/modules/misc/version.nix warns.
+        apply = v: lib.warnIf (options.system.stateVersion.highestPrio == (lib.mkOptionDefault { }).priority)
+          "system.stateVersion is not set, defaulting to ${v}. Read why this matters on https://nixos.org/manual/nixos/stable/options.html#opt-system.stateVersion."
+          v;
+      };
       nixos.label = mkOption {
         type = types.strMatching "[a-zA-Z0-9:_\\.-]*";
-        default = "26.05";
+        default = release;
       };
     };
+  };
+
+  config = {
+    _module.args.utils = utils;
+    assertions = lib.optional (config.boot.initrd.enable && config.boot.initrd.systemd.enable) {
+      # nixos/modules/system/boot/systemd/initrd.nix
+      assertion = lib.any (fs: fs.mountPoint == "/") (lib.attrValues config.fileSystems);
+      message = "The ‘fileSystems’ option does not specify your root file system.";
+    };
+    warnings = lib.optional (config.boot.initrd.enable && !config.boot.initrd.systemd.enable)
+      "Scripted initrd is deprecated and scheduled for removal in 26.11. Set boot.initrd.systemd.enable = true to use systemd stage 1.";
   };
 }

@@ -1,20 +1,33 @@
 # system.build.toplevel for the model: what NixOS's top-level.nix, stage-1
 # and stage-2 make, cut down to the stand-in guest. Its `init` (stage 2)
 # reports what the guest sees; its `initrd` (stage 1) loads the configured
-# kernel modules and mounts, in order, exactly the file systems NixOS's
-# scripted stage 1 would (utils.fsNeededForBoot), with their options, then
-# switches to the root and runs the `init=` the kernel was given. So a boot
-# test of a model guest exercises the guest module's own fileSystems and
-# kernelParams. Failed assertions abort the build with NixOS's message.
-{ config, lib, pkgs, ... }:
+# kernel modules and mounts exactly the file systems NixOS's stage 1 would
+# (utils.fsNeededForBoot), with their options, then switches to the root and
+# runs the `init=` the kernel was given. So a boot test of a model guest
+# exercises the guest module's own fileSystems and kernelParams. Failed
+# assertions abort the build with NixOS's message.
+#
+# Stage 1 follows the contract of the one the configuration selects:
+# - systemd stage 1 (boot.initrd.systemd.enable, NixOS's default since
+#   26.05): every file system is a mount unit under /sysroot, started in an
+#   order systemd could choose: after the mounts of its parents, after the
+#   units its x-systemd.requires= (pulled in) and x-systemd.after= (if
+#   pulled in) name and the mounts x-systemd.requires-mounts-for= needs;
+#   modprobe@MODULE.service loads MODULE; a device path is waited for up to
+#   x-systemd.device-timeout= (90 s by default). Stage 1 prints the units
+#   in the order it ran them (STANDIN-STAGE1), so that tests can check it.
+# - scripted stage 1 (older releases): the file systems mounted under
+#   /mnt-root, in the order NixOS sorts them (utils.fsBefore).
+{ config, lib, pkgs, utils, ... }:
 let
-  # nixos/lib/utils.nix
-  pathsNeededForBoot = [ "/" "/nix" "/nix/store" "/var" "/var/log" "/var/lib" "/var/lib/nixos" "/etc" "/usr" ];
-  fsNeededForBoot = fs: fs.neededForBoot || lib.elem fs.mountPoint pathsNeededForBoot;
+  inherit (utils) fsNeededForBoot;
 
   q = lib.escapeShellArg;
   busybox = pkgs.busybox;
-  fileSystems = lib.sort (a: b: a.mountPoint < b.mountPoint) (lib.attrValues config.fileSystems);
+  systemdStage1 = config.boot.initrd.systemd.enable;
+  all = lib.attrValues config.fileSystems;
+  sorted = (lib.toposort utils.fsBefore all).result or all;
+  fileSystems = sorted;
   bootFileSystems = lib.filter fsNeededForBoot fileSystems;
   laterFileSystems = lib.filter (fs: !fsNeededForBoot fs) fileSystems;
 
@@ -37,20 +50,80 @@ let
       esac
     }
   '';
-  mountAll = root: list: lib.concatMapStrings
-    (fs:
-      let opts = kernelOptions fs; in ''
-        mkdir -p ${q "${root}${fs.mountPoint}"}
-        mount -t ${q fs.fsType} ${lib.optionalString (opts != "") "-o ${q opts}"} "$(resolve ${q (toString fs.device)})" ${q "${root}${fs.mountPoint}"} \
-          || fail ${q "cannot mount ${fs.mountPoint}"}
-      '')
-    list;
+  mountOne = root: fs:
+    let opts = kernelOptions fs; in ''
+      mkdir -p ${q "${root}${fs.mountPoint}"}
+      mount -t ${q fs.fsType} ${lib.optionalString (opts != "") "-o ${q opts}"} "$(resolve ${q (toString fs.device)})" ${q "${root}${fs.mountPoint}"} \
+        || fail ${q "cannot mount ${fs.mountPoint}"}
+    '';
+  mountAll = root: list: lib.concatMapStrings (mountOne root) list;
+
+  # systemd stage 1's units for the file systems it mounts.
+  optionValues = key: fs: lib.concatMap
+    (o: let m = builtins.match "${key}=(.*)" o; in if m == null then [ ] else lib.splitString " " (lib.head m))
+    fs.options;
+  mountUnit = fs: "${utils.escapeSystemdPath "/sysroot${fs.mountPoint}"}.mount";
+  mountsByUnit = lib.listToAttrs (map (fs: lib.nameValuePair (mountUnit fs) fs) bootFileSystems);
+  # The mounts that hold a path (RequiresMountsFor=), outermost first.
+  mountsFor = path: map mountUnit (lib.filter
+    (fs: lib.hasPrefix (if fs.mountPoint == "/" then "/" else "${fs.mountPoint}/") "${path}/")
+    bootFileSystems);
+  # What a mount pulls in, and what it is only ordered after.
+  requiresOf = fs:
+    lib.remove (mountUnit fs) (mountsFor fs.mountPoint)
+    ++ optionValues "x-systemd.requires" fs
+    ++ lib.concatMap (p: mountsFor (lib.removePrefix "/sysroot" p)) (optionValues "x-systemd.requires-mounts-for" fs);
+  afterOf = fs: optionValues "x-systemd.after" fs;
+  # Units other than mounts: only modprobe@MODULE.service exists here.
+  moduleOf = unit: let m = builtins.match "modprobe@(.+)\\.service" unit; in if m == null then null else lib.head m;
+  unitRequires = unit: if mountsByUnit ? ${unit} then requiresOf mountsByUnit.${unit} else [ ];
+  unitAfter = unit: if mountsByUnit ? ${unit} then afterOf mountsByUnit.${unit} else [ ];
+  known = unit: mountsByUnit ? ${unit} || moduleOf unit != null
+    || throw "stand-in stage 1: no unit ${unit} (a file system requires it); only mounts of file systems needed for boot and modprobe@MODULE.service exist here";
+  # Everything initrd-fs.target pulls in.
+  pulled = lib.genericClosure {
+    startSet = map (fs: { key = mountUnit fs; }) bootFileSystems;
+    operator = item: map (u: { key = u; }) (lib.filter known (unitRequires item.key));
+  };
+  pulledUnits = map (i: i.key) pulled;
+  before = a: b: lib.elem a (unitRequires b) || lib.elem a (unitAfter b);
+  ordered = lib.toposort before pulledUnits;
+  unitOrder = ordered.result or (throw "stand-in stage 1: the mount units' ordering has a cycle: ${lib.concatStringsSep " -> " ordered.cycle}");
+  deviceTimeout = fs: let t = optionValues "x-systemd.device-timeout" fs; in if t == [ ] then "90s" else lib.head t;
+  runUnit = unit:
+    let fs = mountsByUnit.${unit}; module = moduleOf unit; in
+    (if module != null then ''
+      modprobe ${q module} || fail ${q "${unit} failed"}
+    '' else ''
+      ${lib.optionalString (lib.hasPrefix "/dev/" (toString fs.device)) ''
+        wait_device ${q (toString fs.device)} ${q (deviceTimeout fs)} || fail ${q "timed out waiting for ${toString fs.device} (${unit})"}
+      ''}
+      ${mountOne "/sysroot" fs}
+    '') + ''
+      units="$units,${unit}"
+    '';
+  waitDevice = ''
+    wait_device() {
+      t=$2
+      case "$t" in
+        *ms) t=1 ;;
+        *min) t=$(( ''${t%min} * 60 )) ;;
+        *s) t=''${t%s} ;;
+      esac
+      n=0
+      while [ ! -e "$(resolve "$1")" ]; do
+        [ "$n" -ge "$(( t * 10 ))" ] && return 1
+        sleep 0.1; n=$((n + 1))
+      done
+    }
+  '';
 
   # What the kernel would request for each file system type (ext4 asks for
   # the crc32c checksum when it mounts).
   modulesFor = { ext4 = [ "crc32c_generic" "ext4" ]; "9p" = [ "9p" ]; virtiofs = [ "virtiofs" ]; };
   fsModules = lib.unique (lib.concatMap (fs: modulesFor.${fs.fsType} or [ ]) fileSystems);
 
+  root = if systemdStage1 then "/sysroot" else "/mnt-root";
   stage1 = pkgs.writeText "stage-1-init" ''
     #!/bin/busybox sh
     /bin/busybox --install -s /bin
@@ -65,15 +138,23 @@ let
     init=
     for p in $(cat /proc/cmdline); do case "$p" in init=*) init=''${p#init=} ;; esac; done
     [ -n "$init" ] || fail "no init= on the kernel command line"
-    ${mountAll "/mnt-root" bootFileSystems}
+    ${if systemdStage1 then ''
+      ${waitDevice}
+      units=
+      ${lib.concatMapStrings runUnit unitOrder}
+      echo "STANDIN-STAGE1 mode=systemd units=''${units#,}"
+    '' else ''
+      ${mountAll root bootFileSystems}
+      echo "STANDIN-STAGE1 mode=scripted units="
+    ''}
     # As NixOS's stage 1 does, the kernel file systems move with the root.
-    for d in proc sys dev; do mkdir -p /mnt-root/$d; mount --move /$d /mnt-root/$d; done
-    exec switch_root /mnt-root "$init"
+    for d in proc sys dev; do mkdir -p ${root}/$d; mount --move /$d ${root}/$d; done
+    exec switch_root ${root} "$init"
   '';
 
   initrd = pkgs.runCommand "initrd" { } ''
     root=$PWD/root
-    mkdir -p $root/bin $root/dev $root/proc $root/sys $root/mnt-root $root/lib
+    mkdir -p $root/bin $root/dev $root/proc $root/sys $root/mnt-root $root/sysroot $root/lib
     cp ${busybox}/bin/busybox $root/bin/busybox
     cp -r ${pkgs.standinModules} $root/lib/modules
     cp ${stage1} $root/init
@@ -132,9 +213,11 @@ let
   '';
 
   failedAssertions = map (x: x.message) (lib.filter (x: !x.assertion) config.assertions);
+  # NixOS's modules read system.stateVersion all over (and so warn when it
+  # is not set); here the toplevel does.
   checked = if failedAssertions != [ ]
     then throw "\nFailed assertions:\n${lib.concatMapStrings (m: "- ${m}\n") failedAssertions}"
-    else lib.showWarnings config.warnings;
+    else v: lib.seq config.system.stateVersion (lib.showWarnings config.warnings v);
 in
 {
   config = {

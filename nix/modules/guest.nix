@@ -245,11 +245,15 @@ in
         "/nix/store" = shareFileSystem { tag = layout.storeTag; readOnly = true; store = true; } // { neededForBoot = true; };
         "/boot" = shareFileSystem { tag = layout.bootTag; readOnly = true; } // { neededForBoot = true; };
       }
+      # Only where the mount point is valid: one at "/" (or with "..") would
+      # collide with the user's own fileSystems and fail evaluation there,
+      # before the assertion that names the option is shown.
       // lib.mapAttrs' (name: v: lib.nameValuePair v.mountPoint {
         device = contract.volumeDevice name;
         inherit (v) fsType;
-      }) cfg.volumes
-      // lib.mapAttrs' (tag: s: lib.nameValuePair s.mountPoint (shareFileSystem { inherit tag; inherit (s) readOnly; })) cfg.shares;
+      }) (lib.filterAttrs (_: v: validMountPoint v.mountPoint) cfg.volumes)
+      // lib.mapAttrs' (tag: s: lib.nameValuePair s.mountPoint (shareFileSystem { inherit tag; inherit (s) readOnly; }))
+        (lib.filterAttrs (_: s: validMountPoint s.mountPoint) cfg.shares);
     })
 
     (mkIf (!isVm) {

@@ -489,6 +489,58 @@ fn declared_volumes_reach_vm_and_container() {
     assert_eq!(reports[0].store_writable, "no");
 }
 
+/// Under systemd stage 1 (NixOS's default) each mount waits for what its
+/// options require: the share's module (the guest module's
+/// x-systemd.requires=modprobe@…), another mount, its parents; a unit it
+/// is only ordered after is not pulled in.
+#[test]
+fn systemd_stage_1_mounts_each_file_system_after_what_it_requires() {
+    let Some((env, name)) = installed_standin("vmorder", "vmorder", &[]) else {
+        return;
+    };
+    let reports = run_to_reports(&env, &name, &env.path("run.log"));
+    let report = &reports[0];
+    assert_eq!(report.stage1, "systemd", "{report:?}");
+    let units = &report.stage1_units;
+    let at = |unit: &str| {
+        units
+            .iter()
+            .position(|u| u == unit)
+            .unwrap_or_else(|| panic!("{unit} did not run: {units:?}"))
+    };
+    assert!(
+        at("modprobe@9pnet_virtio.service") < at("sysroot-nix-store.mount"),
+        "{units:?}"
+    );
+    assert!(
+        at("modprobe@9pnet_virtio.service") < at("sysroot-boot.mount"),
+        "{units:?}"
+    );
+    assert!(
+        at("sysroot.mount") < at("sysroot-nix-store.mount"),
+        "{units:?}"
+    );
+    assert!(at("sysroot-b.mount") < at("sysroot-a.mount"), "{units:?}");
+    assert!(
+        !units.iter().any(|u| u == "modprobe@virtio_blk.service"),
+        "an x-systemd.after= unit was pulled in: {units:?}"
+    );
+    assert_program_read_only(report);
+}
+
+/// Older releases' scripted stage 1 stays a tested path: it mounts /var
+/// from its volume under /mnt-root, and the guest boots.
+#[test]
+fn scripted_stage_1_still_boots() {
+    let Some((env, name)) = installed_standin("vmscripted", "vmscripted", &[]) else {
+        return;
+    };
+    let reports = run_to_reports(&env, &name, &env.path("run.log"));
+    assert_eq!(reports[0].stage1, "scripted", "{reports:?}");
+    assert_eq!(reports[0].var, "ext4", "{reports:?}");
+    assert_program_read_only(&reports[0]);
+}
+
 /// The README's persistent /var: stage 1 mounts it, so the image must be
 /// formatted before the first boot. Plain QEMU (9p) and libvirt (virtiofs).
 #[test]

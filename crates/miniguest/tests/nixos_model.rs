@@ -47,6 +47,21 @@ fn eval(lib: &std::path::Path, expr: &str) -> Result<serde_json::Value, String> 
     }
 }
 
+/// Like `eval`, and fails on any evaluation warning: code users copy (the
+/// README's, the template's) must evaluate as quietly as NixOS allows.
+fn eval_quiet(lib: &std::path::Path, expr: &str) -> Result<serde_json::Value, String> {
+    let out = eval_raw(lib, expr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if let Some(warning) = stderr.lines().find(|l| l.contains("warning")) {
+        return Err(format!("evaluation warned: {warning}"));
+    }
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap())
+    } else {
+        Err(stderr)
+    }
+}
+
 fn eval_raw(lib: &std::path::Path, expr: &str) -> std::process::Output {
     let env = common::TestEnv::new();
     Command::new("nix")
@@ -112,7 +127,7 @@ fn the_host_module_works_with_read_only_nixpkgs() {
     // As runNixOSTest evaluates nodes (node.pkgs: misc/nixpkgs/read-only.nix).
     let r = eval(
         &lib,
-        r#"(model.nixosSystem { readOnlyPkgs = model.pkgsFor "x86_64-linux"; modules = [ flake.nixosModules.host { miniguests.g.configuration = root; } ]; }).config.system.build.toplevel.drvPath"#,
+        r#"(model.nixosSystem { readOnlyPkgs = model.pkgsFor "x86_64-linux"; modules = [ root flake.nixosModules.host { miniguests.g.configuration = root; } ]; }).config.system.build.toplevel.drvPath"#,
     );
     assert!(r.is_ok(), "{r:?}");
 }
@@ -165,7 +180,10 @@ fn a_writable_virtiofs_share_evaluates_and_only_the_store_is_cached_loosely() {
         r#"let c = guest { boot.miniguest.qemu.fsType = "virtiofs"; boot.miniguest.shares.data = { source = "/srv/data"; mountPoint = "/data"; }; }; in [ (built c) (fsOptions c "/data") ]"#,
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(r[1], serde_json::json!(["rw"]));
+    assert_eq!(
+        r[1],
+        serde_json::json!(["rw", "x-systemd.requires=modprobe@virtiofs.service"])
+    );
     let r = eval(
         &lib,
         r#"let c = guest { boot.miniguest.shares.data = { source = "/srv/data"; mountPoint = "/data"; }; }; in map (fsOptions c) [ "/nix/store" "/boot" "/data" ]"#,
@@ -248,7 +266,7 @@ fn declared_guests_get_the_hosts_arguments_and_nixpkgs() {
         &lib,
         r#"let host = model.nixosSystem {
              specialArgs.inputs.self.label = "from-host";
-             modules = [ hostModule {
+             modules = [ root hostModule {
                nixpkgs.overlays = [ (final: prev: { greeting = final.writeText "greeting" "hi"; }) ];
                miniguests.g.configuration = { inputs, pkgs, ... }: root // {
                  system.nixos.label = inputs.self.label;
@@ -263,7 +281,7 @@ fn declared_guests_get_the_hosts_arguments_and_nixpkgs() {
     fails_with(
         eval(
             &lib,
-            r#"(model.nixosSystem { specialArgs.inputs.self.label = "x"; modules = [ hostModule { miniguests.g = { specialArgs = { }; configuration = { inputs, ... }: root // { system.nixos.label = inputs.self.label; }; }; } ]; }).config.environment.etc."miniguests/g".source.drvPath"#,
+            r#"(model.nixosSystem { specialArgs.inputs.self.label = "x"; modules = [ root hostModule { miniguests.g = { specialArgs = { }; configuration = { inputs, ... }: root // { system.nixos.label = inputs.self.label; }; }; } ]; }).config.environment.etc."miniguests/g".source.drvPath"#,
         ),
         "inputs",
     );
@@ -274,7 +292,7 @@ fn declared_lxc_guests_get_a_root_id_range_or_a_message_naming_the_fix() {
     let lib = need_model!();
     let host = |extra: &str| {
         format!(
-            r#"model.nixosSystem {{ modules = [ hostModule {{ miniguests.box.configuration.boot.miniguest.guestType = "lxc"; }} {extra} ]; }}"#
+            r#"model.nixosSystem {{ modules = [ root hostModule {{ miniguests.box.configuration.boot.miniguest.guestType = "lxc"; }} {extra} ]; }}"#
         )
     };
     let r = eval(
@@ -334,7 +352,7 @@ fn guest_names_follow_the_clis_policy() {
     fails_with(
         eval(
             &lib,
-            r#"(eval [ hostModule { miniguests."web.1".configuration = root; } ]).config.system.build.toplevel.drvPath"#,
+            r#"(eval [ root hostModule { miniguests."web.1".configuration = root; } ]).config.system.build.toplevel.drvPath"#,
         ),
         "miniguests.web.1: a guest name is 1-63 letters, digits and '-'",
     );
@@ -345,7 +363,7 @@ fn guest_names_follow_the_clis_policy() {
         let r = eval(
             &lib,
             &format!(
-                r#"(eval [ hostModule {{ miniguests."{name}".configuration = root; }} ]).config.environment.etc."miniguests/{name}".source.drvPath"#
+                r#"(eval [ root hostModule {{ miniguests."{name}".configuration = root; }} ]).config.environment.etc."miniguests/{name}".source.drvPath"#
             ),
         );
         assert!(r.is_ok(), "{name}: {r:?}");
@@ -377,6 +395,10 @@ fn the_contracts_rules_are_checked_at_evaluation() {
         (
             r#"boot.miniguest.volumes.v = { mountPoint = "/"; };"#,
             "boot.miniguest.volumes.v.mountPoint: \"/\" must be absolute, not /",
+        ),
+        (
+            r#"boot.miniguest.shares.data = { source = "/srv"; mountPoint = "/"; };"#,
+            "boot.miniguest.shares.data.mountPoint: \"/\" must be absolute, not /",
         ),
         (
             r#"boot.miniguest.volumes.v = { mountPoint = "/a/../b"; };"#,
@@ -427,7 +449,7 @@ fn the_cli_is_installed_and_each_guest_evaluated_once() {
     let lib = need_model!();
     let r = eval(
         &lib,
-        r#"map (p: p.name) (eval [ hostModule ]).config.environment.systemPackages"#,
+        r#"map (p: p.name) (eval [ root hostModule ]).config.environment.systemPackages"#,
     )
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r, serde_json::json!(["miniguest-0.2.0"]));
@@ -435,7 +457,7 @@ fn the_cli_is_installed_and_each_guest_evaluated_once() {
     // each guest are evaluated exactly once.
     let out = eval_raw(
         &lib,
-        r#"(eval [ hostModule { miniguests = { a.configuration = root; b.configuration = root; c.configuration.boot.miniguest.guestType = "lxc"; }; } ]).config.system.build.toplevel.drvPath"#,
+        r#"(eval [ root hostModule { miniguests = { a.configuration = root; b.configuration = root; c.configuration.boot.miniguest.guestType = "lxc"; }; } ]).config.system.build.toplevel.drvPath"#,
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -482,7 +504,7 @@ fn the_readmes_examples_evaluate_verbatim() {
         .iter()
         .find(|b| b.contains("boot.miniguest = {"))
         .expect("the README shows a guest");
-    let r = eval(
+    let r = eval_quiet(
         &lib,
         &format!("built (eval [ guestModule ({guest_example}) ])"),
     );
@@ -491,10 +513,10 @@ fn the_readmes_examples_evaluate_verbatim() {
         .iter()
         .find(|b| b.contains("miniguests."))
         .expect("the README shows declared guests");
-    let r = eval(
+    let r = eval_quiet(
         &lib,
         &format!(
-            r#"let miniguest = flake; host = model.nixosSystem {{ specialArgs.inputs = {{ }}; modules = [ ({host_example}) ]; }}; in lib.mapAttrs (_: e: e.source.drvPath) (lib.filterAttrs (n: _: lib.hasPrefix "miniguests/" n) host.config.environment.etc)"#
+            r#"let miniguest = flake; host = model.nixosSystem {{ specialArgs.inputs = {{ }}; modules = [ root {{ system.stateVersion = "26.05"; }} ({host_example}) ]; }}; in lib.mapAttrs (_: e: e.source.drvPath) (lib.filterAttrs (n: _: lib.hasPrefix "miniguests/" n) host.config.environment.etc)"#
         ),
     );
     assert!(r.is_ok(), "{host_example}\n{r:?}");
@@ -510,7 +532,7 @@ fn the_templates_guests_evaluate_and_a_new_directory_is_a_new_guest() {
     let dir = tempfile::tempdir().unwrap();
     common::copy_dir(&repo_root().join("template"), dir.path());
     let guests = |dir: &std::path::Path| {
-        eval(
+        eval_quiet(
             &lib,
             &format!(
                 r#"let t = (import {}/flake.nix).outputs {{ self = t; nixpkgs = model.nixpkgs; miniguest = flake; }}; in lib.mapAttrs (_: built) t.nixosConfigurations"#,
@@ -530,7 +552,7 @@ fn the_templates_guests_evaluate_and_a_new_directory_is_a_new_guest() {
     std::fs::create_dir_all(&extra).unwrap();
     std::fs::write(
         extra.join("default.nix"),
-        "{ boot.miniguest = { enable = true; guestType = \"lxc\"; }; }",
+        "{ boot.miniguest = { enable = true; guestType = \"lxc\"; }; system.stateVersion = \"26.05\"; }",
     )
     .unwrap();
     let names: Vec<String> = guests(dir.path())

@@ -9,5 +9,5 @@
   };
 
   networking.hostName = "container";
-  system.stateVersion = "24.11";
+  system.stateVersion = "26.05";
 }

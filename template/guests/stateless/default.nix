@@ -23,5 +23,5 @@
 
   networking.hostName = "stateless";
   services.getty.autologinUser = "root";
-  system.stateVersion = "24.11";
+  system.stateVersion = "26.05";
 }

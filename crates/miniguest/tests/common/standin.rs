@@ -133,6 +133,10 @@ pub struct Report {
     pub var: String,
     /// The memory the guest sees, in KiB.
     pub mem_kib: String,
+    /// Which stage 1 booted it (systemd or scripted), and the units a
+    /// systemd stage 1 ran, in order.
+    pub stage1: String,
+    pub stage1_units: Vec<String>,
 }
 
 fn field(line: &str, key: &str) -> String {
@@ -147,9 +151,12 @@ pub fn reports(console: &str) -> Vec<Report> {
     let mut out = Vec::new();
     let mut booted: Option<&str> = None;
     let mut state: Option<&str> = None;
+    let mut stage1: Option<&str> = None;
     for line in console.lines() {
         let line = line.trim_start_matches(|c: char| c != 'S');
-        if line.starts_with("STANDIN-BOOTED") {
+        if line.starts_with("STANDIN-STAGE1") {
+            stage1 = Some(line);
+        } else if line.starts_with("STANDIN-BOOTED") {
             booted = Some(line);
         } else if line.starts_with("STANDIN-STATE") {
             state = Some(line);
@@ -167,6 +174,15 @@ pub fn reports(console: &str) -> Vec<Report> {
                     disks: state.map_or("?".into(), |s| field(s, "disks")),
                     var: state.map_or("?".into(), |s| field(s, "var")),
                     mem_kib: state.map_or("?".into(), |s| field(s, "mem-kib")),
+                    stage1: stage1.map_or("none".into(), |s| field(s, "mode")),
+                    stage1_units: stage1
+                        .take()
+                        .map(|s| field(s, "units"))
+                        .unwrap_or_default()
+                        .split(',')
+                        .filter(|u| !u.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
                     state_writable: state
                         .take()
                         .map_or("?".into(), |s| field(s, "state-writable")),
