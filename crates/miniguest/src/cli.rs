@@ -3,12 +3,13 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use clap_complete::engine::ArgValueCompleter;
 
 use crate::completion::{generation_numbers, guest_names};
 
-use crate::layout::{DEFAULT_GUESTS_DIR, DEFAULT_PROFILES_DIR};
+use crate::backend::Kind;
+use crate::guest::layout::{DEFAULT_GUESTS_DIR, DEFAULT_PROFILES_DIR};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -210,9 +211,9 @@ pub struct HookArgs {
     /// Mount (at started) or unmount (at stopped) the container's idmapped
     /// views of the store and /boot, with this id map
     #[arg(long, value_name = "UID:GID:COUNT")]
-    pub idmapped_view: Option<crate::backends::idmap::IdMap>,
+    pub idmapped_view: Option<crate::backend::container::idmap::IdMap>,
     /// started or stopped
-    pub event: String,
+    pub event: crate::service::hook::Event,
     #[arg(add = ArgValueCompleter::new(guest_names))]
     pub name: String,
     /// What the hypervisor adds (LXC: section and hook type)
@@ -251,27 +252,7 @@ pub struct TemplateArgs {
     pub dir: PathBuf,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Backend {
-    /// libvirt with QEMU (virt-install command, or defined through the libvirt API)
-    Libvirt,
-    /// A plain qemu-system command line
-    Qemu,
-    /// An LXC container
-    Lxc,
-    /// A systemd-nspawn command line
-    Nspawn,
-}
-
-pub use crate::backends::VirtType;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputForm {
-    /// A shell command that creates the guest (default)
-    Command,
-    /// The generated configuration itself (domain XML, LXC config)
-    Config,
-}
+pub use crate::backend::VirtType;
 
 #[derive(Debug, Args)]
 pub struct HypervisorOptions {
@@ -305,8 +286,8 @@ pub struct HypervisorOptions {
 
 impl HypervisorOptions {
     /// The plain options the backends take.
-    pub fn to_spec_options(&self) -> crate::backends::SpecOptions {
-        crate::backends::SpecOptions {
+    pub fn to_spec_options(&self) -> crate::backend::SpecOptions {
+        crate::backend::SpecOptions {
             memory: self.memory,
             vcpus: self.vcpus,
             virt_type: self.virt_type,
@@ -322,7 +303,7 @@ impl HypervisorOptions {
 pub struct CreateArgs {
     /// Hypervisor backend (default: libvirt for VM guests, lxc for containers)
     #[arg(short = 't', long = "type", visible_alias = "hypervisor", value_enum)]
-    pub backend: Option<Backend>,
+    pub backend: Option<Kind>,
     #[arg(add = ArgValueCompleter::new(guest_names))]
     pub name: String,
     /// Apply the configuration instead of printing a command
@@ -375,6 +356,37 @@ pub struct CreateArgs {
     pub unsafe_unmapped_root: bool,
     #[command(flatten)]
     pub hypervisor: HypervisorOptions,
+}
+
+impl CreateArgs {
+    /// Where the backends are to keep the guest, as plain values.
+    pub fn site_options(&self) -> crate::backend::SiteOptions {
+        crate::backend::SiteOptions {
+            libvirt_uri: self.connect.clone(),
+            lxcpath: self.lxcpath.clone(),
+            nspawn: crate::backend::nspawn::Location {
+                settings_dir: self.nspawn_dir.clone(),
+                machines_dir: self.machines_dir.clone(),
+                units_dir: self.unit_dir.clone(),
+            },
+        }
+    }
+
+    pub fn policy(&self) -> crate::backend::Policy {
+        crate::backend::Policy {
+            autostart: self.autostart,
+            unsafe_unmapped_root: self.unsafe_unmapped_root,
+        }
+    }
+}
+
+impl StopArgs {
+    pub fn options(&self) -> crate::service::lifecycle::StopOptions {
+        crate::service::lifecycle::StopOptions {
+            force: self.force,
+            timeout: std::time::Duration::from_secs(self.timeout),
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use clap_complete::engine::CompletionCandidate;
 
-use crate::layout::{Layout, DEFAULT_GUESTS_DIR, DEFAULT_PROFILES_DIR};
-use crate::profile::Profile;
+use crate::guest::layout::{Layout, DEFAULT_GUESTS_DIR, DEFAULT_PROFILES_DIR};
+use crate::nix::profile::Profile;
 
 /// The words of the command line being completed (after the program's own
 /// `--`), to find the directories and the guest they name.
@@ -72,8 +72,8 @@ pub fn generation_numbers(current: &OsStr) -> Vec<CompletionCandidate> {
         .iter()
         .skip_while(|w| *w != "rollback")
         .skip(1)
-        .find(|w| !w.starts_with('-') && w.parse::<crate::guest_name::GuestName>().is_ok())
-        .and_then(|w| w.parse::<crate::guest_name::GuestName>().ok())
+        .find(|w| !w.starts_with('-') && w.parse::<crate::guest::GuestName>().is_ok())
+        .and_then(|w| w.parse::<crate::guest::GuestName>().ok())
     else {
         return vec![];
     };

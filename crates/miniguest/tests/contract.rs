@@ -4,7 +4,7 @@
 
 mod common;
 
-use miniguest::manifest::{self, layout, GuestType, Link, Manifest, ShareFs};
+use miniguest::contract::{self as manifest, files as layout, GuestType, Link, Manifest, ShareFs};
 
 /// `nix eval --json --expr EXPR`.
 fn nix_eval(expr: &str) -> serde_json::Value {

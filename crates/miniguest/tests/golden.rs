@@ -6,9 +6,15 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use miniguest::backends::idmap::IdMap;
-use miniguest::backends::lxc::Container;
-use miniguest::backends::{libvirt, GuestSpec};
+use miniguest::backend::container::idmap::IdMap;
+use miniguest::backend::lxc::Container;
+use miniguest::backend::{libvirt, GuestSpec, Kind};
+
+const MAP: IdMap = IdMap {
+    uid_start: 100000,
+    gid_start: 100000,
+    count: 65536,
+};
 
 fn spec(manifest: &str) -> GuestSpec {
     common::spec_from_manifest(manifest)
@@ -85,11 +91,8 @@ fn lxc_container_config() {
     let container = Container {
         spec: &s,
         lxcpath: PathBuf::from("/var/lib/lxc"),
-        idmap: Some(IdMap {
-            uid_start: 100000,
-            gid_start: 100000,
-            count: 65536,
-        }),
+        idmap: Some(MAP),
+        program_view: None,
         autostart: false,
     };
     let config = container.config().unwrap();
@@ -137,18 +140,41 @@ fn lxc_container_config() {
     assert!(written.contains("lxc.init.cmd = /boot/init"), "{written}");
 }
 
+/// Where the host can idmap the program, the container binds the views
+/// its pre-start hook mounts, and the hook is told the map.
+#[test]
+fn lxc_container_config_with_idmapped_program() {
+    let mut s = spec(CONTAINER);
+    s.hook = Some("/run/current-system/sw/bin/miniguest --guests-dir /etc/miniguests --profiles-dir /nix/var/nix/profiles/miniguest-profiles hook".into());
+    let container = Container {
+        spec: &s,
+        lxcpath: PathBuf::from("/var/lib/lxc"),
+        idmap: Some(MAP),
+        program_view: Some(MAP),
+        autostart: false,
+    };
+    let config = container.config().unwrap();
+    let portable: String = config
+        .lines()
+        .filter(|l| !l.starts_with("lxc.include"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    check("container-idmapped.lxc.conf", &portable);
+}
+
+/// Every backend refuses a guest of the other type, in the same words.
 #[test]
 fn a_vm_is_not_turned_into_a_container_or_back() {
     let vm = spec(STATELESS_9P);
-    let c = Container {
-        spec: &vm,
-        lxcpath: "/x".into(),
-        idmap: None,
-        autostart: false,
-    };
-    assert!(c.config().unwrap_err().to_string().contains("is a VM"));
-    assert!(libvirt::domain_xml(&spec(CONTAINER))
-        .unwrap_err()
-        .to_string()
-        .contains("is a container"));
+    for kind in [Kind::Lxc, Kind::Nspawn] {
+        let e = kind.capabilities().check(kind, &vm).unwrap_err();
+        assert!(e.to_string().contains("is a VM"), "{e}");
+    }
+    for kind in [Kind::Libvirt, Kind::Qemu] {
+        let e = kind
+            .capabilities()
+            .check(kind, &spec(CONTAINER))
+            .unwrap_err();
+        assert!(e.to_string().contains("is a container"), "{e}");
+    }
 }

@@ -210,10 +210,10 @@ fn volume_names_fit_a_virtio_serial_on_both_sides() {
     )
     .is_ok());
     let limit = eval(&lib, "contract.limits.volumeName").unwrap();
-    assert_eq!(limit, miniguest::manifest::MAX_VOLUME_NAME);
+    assert_eq!(limit, miniguest::contract::MAX_VOLUME_NAME);
     assert_eq!(
         eval(&lib, "contract.limits.shareTag").unwrap(),
-        miniguest::manifest::MAX_SHARE_TAG
+        miniguest::contract::MAX_SHARE_TAG
     );
 }
 
@@ -359,7 +359,7 @@ fn guest_names_follow_the_clis_policy() {
     // Every name the host accepts, the CLI accepts, and so does NixOS's
     // networking.hostName.
     for name in ["web", "web-1", "a1b2"] {
-        assert!(name.parse::<miniguest::guest_name::GuestName>().is_ok());
+        assert!(name.parse::<miniguest::guest::GuestName>().is_ok());
         let r = eval(
             &lib,
             &format!(
@@ -435,7 +435,7 @@ fn the_contracts_rules_are_checked_at_evaluation() {
             ),
         );
         if let Ok(json) = manifest {
-            let refused = miniguest::manifest::Manifest::parse(json.as_str().unwrap());
+            let refused = miniguest::contract::Manifest::parse(json.as_str().unwrap());
             assert!(
                 refused.is_err(),
                 "the CLI accepted what the module refuses: {config}"

@@ -182,10 +182,10 @@ fn a_share_that_links_to_a_system_directory_is_judged_by_its_target() {
     let spec = common::spec_from_manifest(&manifest);
     let err = format!(
         "{:#}",
-        miniguest::backends::exposure::check_shares(&spec, &[]).unwrap_err()
+        miniguest::backend::exposure::check_shares(&spec, &[]).unwrap_err()
     );
     assert!(err.contains("it is inside /etc"), "{err}");
-    assert!(miniguest::backends::exposure::check_shares(&spec, &[link]).is_ok());
+    assert!(miniguest::backend::exposure::check_shares(&spec, &[link]).is_ok());
 }
 
 #[test]

@@ -1,18 +1,14 @@
-//! Talks to libvirt for `miniguest create --define`. A separate program so
-//! that only defining pays for loading libvirt and its ~50 shared
-//! libraries; every other command starts in a millisecond.
-//!
-//! ```text
-//! miniguest-libvirt uuid URI NAME                 prints the domain's UUID, if it exists
-//! miniguest-libvirt define URI NAME [--autostart] < XML   prints defined, updated or unchanged
-//! miniguest-libvirt states URI NAME…              prints running, stopped or undefined, one a line
-//! miniguest-libvirt has-network URI NAME          prints yes if that network is active
-//! miniguest-libvirt start|shutdown|destroy|undefine URI NAME
-//! ```
+//! Talks to libvirt for `miniguest`. A separate program so that only the
+//! commands that need libvirt pay for loading it and its ~50 shared
+//! libraries; every other command starts in a millisecond. What it is asked
+//! and what it answers are `backend::libvirt::protocol`'s types; its errors
+//! are one line on standard error.
 
 use std::io::Read;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+use miniguest::backend::libvirt::protocol::{Action, Answer, Request};
+use miniguest::backend::{Change, State};
 use virt::connect::Connect;
 use virt::domain::Domain;
 
@@ -21,9 +17,16 @@ fn main() {
     // not found" of a look-up that is expected to miss. Real errors reach
     // the user once, as this program's one line, which miniguest reports.
     virt::error::clear_error_callback();
-    if let Err(e) = run() {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = Request::from_args(&args)
+        .map_err(anyhow::Error::msg)
+        .and_then(|request| answer(&request));
+    match result {
+        Ok(answer) => print!("{answer}"),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
     }
 }
 
@@ -37,26 +40,20 @@ fn inactive_xml(domain: &Domain) -> Result<String> {
     Ok(domain.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE)?)
 }
 
-fn run() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        ["uuid", uri, name] => {
-            if let Ok(domain) = connect(uri)?.lookup_domain_by_name(name) {
-                println!("{}", domain.uuid_string()?);
-            }
-            Ok(())
-        }
-        ["define", uri, name, rest @ ..] => {
-            let autostart = match rest {
-                [] => false,
-                ["--autostart"] => true,
-                _ => bail!("usage: miniguest-libvirt define URI NAME [--autostart] < domain.xml"),
-            };
+fn answer(request: &Request) -> Result<Answer> {
+    Ok(match request {
+        Request::Uuid { uri, name } => Answer::Uuid(
+            connect(uri)?
+                .lookup_domain_by_name(name)
+                .ok()
+                .map(|d| d.uuid_string())
+                .transpose()?,
+        ),
+        Request::Define {
+            uri,
+            name,
+            autostart,
+        } => {
             let mut xml = String::new();
             std::io::stdin().read_to_string(&mut xml)?;
             let conn = connect(uri)?;
@@ -69,51 +66,48 @@ fn run() -> Result<()> {
             let domain = conn
                 .define_domain_xml(&xml)
                 .context("libvirt refused the domain")?;
-            if autostart {
+            if *autostart {
                 domain.set_autostart(true)?;
             }
             let after = inactive_xml(&domain)?;
-            let verdict = match before {
-                None => "defined",
-                Some(b) if b == after => "unchanged",
-                Some(_) => "updated",
-            };
-            println!("{verdict}");
-            Ok(())
+            Answer::Defined(match before {
+                None => Change::Defined,
+                Some(b) if b == after => Change::Unchanged,
+                Some(_) => Change::Updated,
+            })
         }
-        ["has-network", uri, name] => {
-            let active = connect(uri)?
+        Request::HasNetwork { uri, name } => Answer::Network(
+            connect(uri)?
                 .list_networks()
                 .map(|names| names.iter().any(|n| n == name))
-                .unwrap_or(false);
-            println!("{}", if active { "yes" } else { "no" });
-            Ok(())
-        }
-        ["states", uri, names @ ..] => {
-            // One connection for all: `status` asks about many guests.
+                .unwrap_or(false),
+        ),
+        // One connection for all: `status` asks about many guests.
+        Request::States { uri, names } => {
             let conn = connect(uri)?;
-            for name in names {
-                let state = match conn.lookup_domain_by_name(name) {
-                    Err(_) => "undefined",
-                    Ok(domain) if domain.is_active()? => "running",
-                    Ok(_) => "stopped",
-                };
-                println!("{state}");
-            }
-            Ok(())
+            let states = names
+                .iter()
+                .map(|name| {
+                    Ok(match conn.lookup_domain_by_name(name) {
+                        Err(_) => State::Undefined,
+                        Ok(domain) if domain.is_active()? => State::Running,
+                        Ok(_) => State::Stopped,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Answer::States(states)
         }
-        [verb @ ("start" | "shutdown" | "destroy" | "undefine"), uri, name] => {
+        Request::Act { action, uri, name } => {
             let domain = connect(uri)?
                 .lookup_domain_by_name(name)
                 .with_context(|| format!("no libvirt domain {name}"))?;
-            match *verb {
-                "start" => domain.create()?,
-                "shutdown" => domain.shutdown()?,
-                "destroy" => domain.destroy()?,
-                _ => domain.undefine()?,
-            }
-            Ok(())
+            match action {
+                Action::Start => domain.create()?,
+                Action::Shutdown => domain.shutdown()?,
+                Action::Destroy => domain.destroy()?,
+                Action::Undefine => domain.undefine()?,
+            };
+            Answer::Done
         }
-        _ => bail!("usage: miniguest-libvirt uuid|start|shutdown|destroy|undefine URI NAME | states URI NAME… | define URI NAME [--autostart] < domain.xml"),
-    }
+    })
 }

@@ -25,10 +25,10 @@ fn main() {
 
 fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let real = miniguest::backends::qemu::virtiofsd_binary()?;
+    let real = miniguest::backend::qemu::virtiofsd::binary()?;
     // libvirt asks what the binary can do before using it.
     if !args.iter().any(|a| a == "--print-capabilities") {
-        let dir = miniguest::backends::qemu::shared_dir_argument(&args).context(
+        let dir = miniguest::backend::qemu::virtiofsd::shared_dir_argument(&args).context(
             "no shared directory (-o source=DIR or --shared-dir DIR) among the arguments",
         )?;
         make_read_only(&PathBuf::from(dir))?;

@@ -2,8 +2,8 @@ use anyhow::Result;
 
 use crate::cli::GenerationsArgs;
 use crate::commands::{parse_name, print_json};
-use crate::layout::Layout;
-use crate::profile::Profile;
+use crate::guest::Layout;
+use crate::nix::profile::Profile;
 
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -2,9 +2,9 @@ use anyhow::{bail, Context, Result};
 
 use crate::cli::InstallArgs;
 use crate::commands::parse_name;
-use crate::layout::{remove_if_exists, Entry, Layout};
-use crate::profile::Profile;
-use crate::{installable, lock, nix, origin};
+use crate::fs::remove_if_exists;
+use crate::guest::{lock, origin, Entry, Layout};
+use crate::nix::{self, installable, profile::Profile};
 
 pub fn run(layout: &Layout, args: InstallArgs) -> Result<()> {
     let cwd = std::env::current_dir().context("cannot determine the working directory")?;
@@ -38,7 +38,7 @@ pub fn run(layout: &Layout, args: InstallArgs) -> Result<()> {
         refresh: args.nix.refresh,
     };
     let out = nix::build(&parsed.installable, &nix_args)?;
-    crate::output::inspect(out.as_path()).with_context(|| {
+    crate::contract::output::inspect(out.as_path()).with_context(|| {
         format!(
             "{} is not a Miniguest guest output",
             parsed.installable.to_arg()

@@ -4,10 +4,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::commands::print_json;
-use crate::guest_name::GuestName;
-use crate::layout::{Entry, Layout};
-use crate::manifest::{GuestType, Manifest};
-use crate::profile::Profile;
+use crate::contract::{GuestType, Manifest};
+use crate::guest::{Entry, GuestName, Layout};
+use crate::nix::profile::Profile;
 
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -17,8 +17,7 @@ use std::io::Write;
 use anyhow::{Context, Result};
 
 use crate::cli::{Cli, Command};
-use crate::guest_name::GuestName;
-use crate::layout::Layout;
+use crate::guest::{GuestName, Layout};
 
 pub fn run(cli: Cli) -> Result<()> {
     // Links are made to these paths: relative ones would dangle.
@@ -36,7 +35,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Stop(args) => lifecycle::stop(&layout, &args),
         Command::Restart(args) => lifecycle::restart(&layout, &args),
         Command::Status(args) => status::run(&layout, args),
-        Command::Hook(args) => lifecycle::hook(&layout, &args),
+        Command::Hook(args) => {
+            let name = parse_name(&args.name)?;
+            crate::service::hook::run(&layout, &name, args.event, args.idmapped_view)
+        }
         Command::List(args) => list::run(&layout, args.json),
         Command::Template(args) => template::run(&args.dir),
         Command::Create(args) => create::run(&layout, args),
@@ -54,7 +56,7 @@ pub(crate) fn parse_name(name: &str) -> Result<GuestName> {
     name.parse().with_context(|| {
         format!(
             "invalid guest name {name:?}: a name is {}",
-            crate::guest_name::RULE
+            crate::guest::name::RULE
         )
     })
 }
@@ -75,16 +77,16 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
 pub(crate) struct LockedGuest<'a> {
     pub name: GuestName,
     pub layout: &'a Layout,
-    _lock: crate::lock::GuestLock,
+    _lock: crate::guest::lock::GuestLock,
 }
 
 impl<'a> LockedGuest<'a> {
     /// Locks the guest and checks that it is installed and ours to change.
     pub fn open(layout: &'a Layout, name: &str) -> Result<Self> {
         let name = parse_name(name)?;
-        let lock = crate::lock::lock(layout, &name)?;
+        let lock = crate::guest::lock::lock(layout, &name)?;
         layout.check_owned(&name)?;
-        if !crate::profile::Profile::new(&layout.profile(&name)).exists() {
+        if !crate::nix::profile::Profile::new(&layout.profile(&name)).exists() {
             anyhow::bail!("guest {name} is not installed");
         }
         Ok(LockedGuest {

@@ -2,14 +2,13 @@ use anyhow::{bail, Result};
 
 use std::time::Duration;
 
-use crate::backends::lifecycle::State;
+use crate::backend::State;
 use crate::cli::RemoveArgs;
-use crate::commands::lifecycle::defined;
 use crate::commands::parse_name;
-use crate::layout::{remove_if_exists, Entry, Layout};
-use crate::lock;
-use crate::profile::Profile;
-use crate::{booted, placement};
+use crate::fs::remove_if_exists;
+use crate::guest::{booted, lock, Entry, Layout};
+use crate::nix::profile::Profile;
+use crate::service::{defined, placement};
 
 pub fn run(layout: &Layout, args: RemoveArgs) -> Result<()> {
     let name = parse_name(&args.name)?;
@@ -41,10 +40,7 @@ pub fn run(layout: &Layout, args: RemoveArgs) -> Result<()> {
         }
         if !args.keep_definition && guest.backend.state(&name)? != State::Undefined {
             guest.backend.undefine(&name)?;
-            println!(
-                "undefined {} guest {name}",
-                guest.placement.location.backend()
-            );
+            println!("undefined {} guest {name}", guest.placement.location.kind());
         }
         placement::remove(layout, &name)?;
     }

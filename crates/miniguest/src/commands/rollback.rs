@@ -2,9 +2,8 @@ use anyhow::{bail, Result};
 
 use crate::cli::RollbackArgs;
 use crate::commands::LockedGuest;
-use crate::layout::Layout;
-use crate::nix;
-use crate::profile::Profile;
+use crate::guest::Layout;
+use crate::nix::{self, profile::Profile};
 
 pub fn run(layout: &Layout, args: RollbackArgs) -> Result<()> {
     let guest = LockedGuest::open(layout, &args.name)?;

@@ -1,31 +1,11 @@
-//! What runs, from what, and what must restart.
-
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+//! `status`: what runs, from what, and what must restart.
 
 use anyhow::Result;
 
-use crate::backends::lifecycle::State;
-use crate::backends::GuestSpec;
-use crate::booted;
 use crate::cli::StatusArgs;
-use crate::commands::lifecycle::{defined, Defined};
 use crate::commands::{parse_name, print_json};
-use crate::guest_name::GuestName;
-use crate::layout::Layout;
-use crate::manifest::{layout as files, Manifest};
-
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Row {
-    name: String,
-    backend: Option<&'static str>,
-    state: State,
-    booted: Option<PathBuf>,
-    current: Option<PathBuf>,
-    needs_restart: bool,
-    reasons: Vec<&'static str>,
-}
+use crate::guest::{GuestName, Layout};
+use crate::service::status;
 
 pub fn run(layout: &Layout, args: StatusArgs) -> Result<()> {
     let names: Vec<GuestName> = if args.names.is_empty() {
@@ -36,34 +16,7 @@ pub fn run(layout: &Layout, args: StatusArgs) -> Result<()> {
             .map(|n| parse_name(n))
             .collect::<Result<_>>()?
     };
-    // Ask each backend location once about all of its guests.
-    let mut guests = Vec::new();
-    let mut by_location: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, name) in names.iter().enumerate() {
-        let guest = defined(layout, name)?;
-        if let Some(g) = &guest {
-            let key = serde_json::to_string(&g.placement.location)?;
-            by_location.entry(key).or_default().push(i);
-        }
-        guests.push(guest);
-    }
-    let mut states = vec![State::Undefined; names.len()];
-    for indices in by_location.values() {
-        let backend = &guests[indices[0]]
-            .as_ref()
-            .expect("grouped guests are defined")
-            .backend;
-        let asked: Vec<GuestName> = indices.iter().map(|&i| names[i].clone()).collect();
-        for (&i, state) in indices.iter().zip(backend.states(&asked)?) {
-            states[i] = state;
-        }
-    }
-    let rows = names
-        .iter()
-        .zip(guests)
-        .zip(states)
-        .map(|((name, guest), state)| describe(layout, name, guest, state))
-        .collect::<Result<Vec<_>>>()?;
+    let rows = status::rows(layout, &names)?;
     if args.json {
         return print_json(&rows);
     }
@@ -72,11 +25,6 @@ pub fn run(layout: &Layout, args: StatusArgs) -> Result<()> {
         "NAME", "BACKEND", "STATE", "RESTART", "REASONS"
     );
     for row in rows {
-        let state = match row.state {
-            State::Running => "running",
-            State::Stopped => "stopped",
-            State::Undefined => "undefined",
-        };
         let reasons = if row.reasons.is_empty() {
             "-".to_owned()
         } else {
@@ -85,92 +33,12 @@ pub fn run(layout: &Layout, args: StatusArgs) -> Result<()> {
         println!(
             "{:<24} {:<8} {:<9} {:<7} {:<24} {}",
             row.name,
-            row.backend.unwrap_or("-"),
-            state,
+            row.backend.map_or("-", |k| k.name()),
+            row.state.as_str(),
             if row.needs_restart { "yes" } else { "no" },
             reasons,
             row.booted.map_or("-".into(), |p| p.display().to_string())
         );
     }
     Ok(())
-}
-
-fn describe(
-    layout: &Layout,
-    name: &GuestName,
-    guest: Option<Defined>,
-    state: State,
-) -> Result<Row> {
-    let current = layout.link(name).canonicalize().ok();
-    let Some(guest) = guest else {
-        return Ok(Row {
-            name: name.to_string(),
-            backend: None,
-            state: State::Undefined,
-            booted: None,
-            current,
-            needs_restart: false,
-            reasons: vec![],
-        });
-    };
-    let booted = if state == State::Running {
-        booted::get(name)
-    } else {
-        // Its root goes once the guest has stopped.
-        booted::clear(name)?;
-        None
-    };
-    let mut reasons = match (&booted, &current) {
-        (Some(b), Some(c)) => changes(b, c),
-        _ => vec![],
-    };
-    // The definition Miniguest would write now, against the one it wrote.
-    let now = GuestSpec::resolve(layout, name, &guest.placement.options)
-        .and_then(|spec| guest.backend.definition(&spec));
-    if now.map_or(true, |d| d != guest.placement.written) {
-        reasons.push("definition");
-    }
-    Ok(Row {
-        name: name.to_string(),
-        backend: Some(guest.placement.location.backend()),
-        needs_restart: state == State::Running && !reasons.is_empty(),
-        state,
-        booted,
-        current,
-        reasons,
-    })
-}
-
-/// What differs between the output a guest booted and the current one.
-fn changes(booted: &Path, current: &Path) -> Vec<&'static str> {
-    if booted == current {
-        return vec![];
-    }
-    let resolved = |root: &Path, rel: &str| root.join(rel).canonicalize().ok();
-    let differs = |rel: &str| resolved(booted, rel) != resolved(current, rel);
-    let mut reasons = Vec::new();
-    if differs(files::KERNEL) {
-        reasons.push("kernel");
-    }
-    if differs(files::INITRD) {
-        reasons.push("initrd");
-    }
-    match (Manifest::load(booted), Manifest::load(current)) {
-        (Ok(b), Ok(c)) => {
-            if b.kernel_params != c.kernel_params {
-                reasons.push("kernelParams");
-            }
-            if (b.memory_mib, b.vcpus) != (c.memory_mib, c.vcpus) {
-                reasons.push("resources");
-            }
-            if (b.volumes, b.shares, b.interfaces) != (c.volumes, c.shares, c.interfaces) {
-                reasons.push("devices");
-            }
-        }
-        _ => reasons.push("devices"),
-    }
-    if differs(files::INIT) {
-        reasons.push("stage2");
-    }
-    reasons
 }

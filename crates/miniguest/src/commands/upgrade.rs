@@ -4,11 +4,12 @@ use anyhow::{bail, Context, Result};
 
 use crate::cli::UpgradeArgs;
 use crate::commands::LockedGuest;
-use crate::installable::{split_attr_path, Installable};
-use crate::layout::{Entry, Layout};
-use crate::profile::Profile;
-use crate::store_path::StorePath;
-use crate::{nix, origin};
+use crate::guest::{origin, Entry, Layout};
+use crate::nix;
+use crate::nix::installable::{split_attr_path, Installable};
+use crate::nix::profile::Profile;
+use crate::nix::store_path::StorePath;
+use crate::service::lifecycle::{restart_if_needed, StopOptions};
 
 pub fn run(layout: &Layout, args: UpgradeArgs) -> Result<()> {
     let names: Vec<String> = if args.all {
@@ -114,7 +115,7 @@ fn open<'a>(layout: &'a Layout, name: &str) -> Result<(LockedGuest<'a>, Installa
         // manifest names the flake. Recorded now; the upgrade then sets the
         // profile as Miniguest does, the old generations kept.
         None => {
-            let origin = crate::nix_profile::origin(&guest.profile_path())?.with_context(|| {
+            let origin = crate::nix::nix_profile::origin(&guest.profile_path())?.with_context(|| {
                 format!(
                     "guest {} has no recorded flake reference; reinstall it with `miniguest install --force`",
                     guest.name
@@ -141,7 +142,7 @@ fn finish(
     out: StorePath,
     restart: bool,
 ) -> Result<()> {
-    crate::output::inspect(out.as_path())
+    crate::contract::output::inspect(out.as_path())
         .with_context(|| format!("{} is not a Miniguest guest output", origin.to_arg()))?;
     let profile_path = guest.profile_path();
     let profile = Profile::new(&profile_path);
@@ -155,12 +156,7 @@ fn finish(
     }
     layout.ensure_link(&guest.name)?;
     if restart {
-        let stop = crate::cli::StopArgs {
-            name: guest.name.to_string(),
-            force: false,
-            timeout: 60,
-        };
-        crate::commands::lifecycle::restart_if_needed(layout, &guest.name, &stop)?;
+        restart_if_needed(layout, &guest.name, StopOptions::default())?;
     }
     Ok(())
 }

@@ -214,27 +214,19 @@ impl TestEnv {
 
 /// A GuestSpec for guest `web`, as `create` would resolve it, without a
 /// store or an installed guest.
-pub fn spec_from_manifest(manifest: &str) -> miniguest::backends::GuestSpec {
-    let manifest = miniguest::manifest::Manifest::parse(manifest).unwrap();
-    miniguest::backends::GuestSpec {
-        name: "web".parse().unwrap(),
-        root: PathBuf::from("/etc/miniguests/web"),
-        store_dir: PathBuf::from("/nix/store"),
-        memory_mib: manifest.memory_mib,
-        vcpus: manifest.vcpus,
-        virt_type: miniguest::backends::VirtType::Kvm,
-        // As `create` would see it on a host whose libvirt has no default
-        // network: none asked for, none given, unless the manifest says.
-        interfaces: manifest.interfaces.clone().unwrap_or_default(),
-        default_network: false,
-        volume_dir: PathBuf::from("/var/lib/miniguest/web"),
-        console_log: None,
-        read_only_virtiofsd: Some(PathBuf::from(
+pub fn spec_from_manifest(manifest: &str) -> miniguest::backend::GuestSpec {
+    let manifest = miniguest::contract::Manifest::parse(manifest).unwrap();
+    // As `create` would see it on a host whose libvirt has no default
+    // network: none asked for, none given, unless the manifest says.
+    miniguest::backend::GuestSpec::builder("web".parse().unwrap(), manifest)
+        .root("/etc/miniguests/web")
+        .store_dir("/nix/store")
+        .virt_type(miniguest::backend::VirtType::Kvm)
+        .volume_dir("/var/lib/miniguest/web")
+        .read_only_virtiofsd(Some(PathBuf::from(
             "/run/current-system/sw/bin/miniguest-virtiofsd",
-        )),
-        hook: None,
-        manifest,
-    }
+        )))
+        .build()
 }
 
 /// A directory of stand-ins for the named programs: each appends a record

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::guest_name::GuestName;
-use crate::layout::remove_if_exists;
+use crate::fs::remove_if_exists;
+use crate::guest::GuestName;
 
 pub fn roots_dir() -> PathBuf {
     let state = std::env::var_os("NIX_STATE_DIR")
@@ -27,11 +27,7 @@ fn root(name: &GuestName) -> PathBuf {
 pub fn record(name: &GuestName, output: &Path) -> Result<()> {
     let dir = roots_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = dir.join(format!(".{name}.new"));
-    remove_if_exists(&tmp)?;
-    std::os::unix::fs::symlink(output, &tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
-    std::fs::rename(&tmp, root(name))
+    crate::fs::replace_symlink(&root(name), output)
         .with_context(|| format!("cannot create the GC root for {name}"))
 }
 

@@ -7,15 +7,17 @@
 //! PROFILES_DIR/NAME-N-link   -> /nix/store/...         (generation N)
 //! PROFILES_DIR/.miniguest/NAME.json                    (origin: flake + attribute)
 //! PROFILES_DIR/.miniguest/NAME.lock                    (per-guest lock)
+//! PROFILES_DIR/.miniguest/NAME.placement.json          (where it is defined)
 //! ```
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
-use crate::guest_name::GuestName;
-use crate::store_path::store_dir;
+use crate::fs::remove_if_exists;
+use crate::guest::GuestName;
+use crate::nix::store_path::store_dir;
 
 pub const DEFAULT_GUESTS_DIR: &str = "/etc/miniguests";
 pub const DEFAULT_PROFILES_DIR: &str = "/nix/var/nix/profiles/miniguest-profiles";
@@ -150,28 +152,5 @@ impl Layout {
         }
         names.sort();
         Ok(names)
-    }
-}
-
-/// Writes a file whole: to a temporary file beside it, then renamed into
-/// place, so that a reader (Miniguest, lxc-start, systemd) sees the old
-/// contents or the new, never a torn write.
-pub fn replace_file(path: &Path, contents: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().context("a file path has a parent")?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
-    tmp.write_all(contents)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
-}
-
-pub fn remove_if_exists(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
     }
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::installable::Installable;
+use crate::nix::installable::Installable;
 
 /// The flake reference and attribute of a `nix profile` profile's only
 /// element, or None when the profile has no manifest (not made that way).

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 
-use crate::layout::remove_if_exists;
+use crate::fs::remove_if_exists;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Generation {

@@ -1,36 +1,34 @@
-//! The guest output contract, Rust side. The single description of it is
-//! `docs/contract.md`; `nix/lib/contract.nix` is the Nix side, and the test
-//! suite evaluates that file and checks it against the constants and parser
-//! here.
+//! The guest manifest (`miniguest.json`): what a guest output tells the
+//! host about itself. It is the guest's word, so it is read as untrusted
+//! data: every name and path is a checked value (`values`), the file is
+//! bounded, and every refusal names its field (`volumes[0].mountPoint: …`).
 
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-pub const VERSION: u64 = 1;
+use super::files;
+use super::values::{
+    plain_text, FsType, HostPath, IfName, Mac, MountPoint, NetName, Tag, VolumeName,
+};
 
-/// Files and directories of a guest output, relative to its root.
-pub mod layout {
-    pub const MANIFEST: &str = "miniguest.json";
-    /// Written by Miniguest before the manifest was versioned.
-    pub const LEGACY_MANIFEST: &str = "miniguest-config.json";
-    pub const KERNEL: &str = "kernel";
-    pub const INITRD: &str = "initrd";
-    pub const BOOT_DIR: &str = "boot";
-    pub const INIT: &str = "boot/init";
-    pub const REGISTRATION: &str = "boot/nix-path-registration";
-    /// virtio tag under which the host's /nix/store is shared.
-    pub const STORE_TAG: &str = "nix-store";
-    /// virtio tag under which the guest's `boot` directory is shared.
-    pub const BOOT_TAG: &str = "boot";
-}
+pub const VERSION: u64 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GuestType {
     Qemu,
     Lxc,
+}
+
+impl GuestType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuestType::Qemu => "qemu",
+            GuestType::Lxc => "lxc",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -47,33 +45,30 @@ pub enum ShareFs {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Volume {
-    pub name: String,
-    pub mount_point: String,
+    pub name: VolumeName,
+    pub mount_point: MountPoint,
     #[serde(rename = "sizeMiB")]
     pub size_mib: u64,
     /// The file system Miniguest formats a new VM volume with.
     #[serde(default = "default_volume_fs")]
-    pub fs_type: String,
+    pub fs_type: FsType,
 }
 
 pub const DEFAULT_VOLUME_FS: &str = "ext4";
 
-fn default_volume_fs() -> String {
-    DEFAULT_VOLUME_FS.to_owned()
+fn default_volume_fs() -> FsType {
+    FsType::try_from(DEFAULT_VOLUME_FS).expect("the default is valid")
 }
 
-/// A volume's name is its virtio-blk serial, which holds 20 bytes.
-pub const MAX_VOLUME_NAME: usize = 20;
-/// A share's tag is a virtio-9p or virtiofs tag, which holds 36 bytes.
-pub const MAX_SHARE_TAG: usize = 36;
+pub use super::values::limits::{SHARE_TAG as MAX_SHARE_TAG, VOLUME_NAME as MAX_VOLUME_NAME};
 
 /// A host directory passed through to the guest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Share {
-    pub tag: String,
-    pub source: String,
-    pub mount_point: String,
+    pub tag: Tag,
+    pub source: HostPath,
+    pub mount_point: MountPoint,
     #[serde(default)]
     pub read_only: bool,
 }
@@ -90,20 +85,31 @@ pub enum InterfaceType {
 }
 
 /// A network interface. What it attaches to is typed: a bridge or a
-/// network always has its name, a user-mode interface never has one.
+/// network always has its (checked) name, a user-mode interface never has
+/// one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "RawInterface", into = "RawInterface")]
 pub struct Interface {
     pub link: Link,
-    pub mac: Option<String>,
+    pub mac: Option<Mac>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Link {
     /// User-mode networking, with the host ports it forwards to the guest.
     User(Vec<PortForward>),
-    Bridge(String),
-    Network(String),
+    Bridge(IfName),
+    Network(NetName),
+}
+
+impl Link {
+    pub fn kind(&self) -> InterfaceType {
+        match self {
+            Link::User(_) => InterfaceType::User,
+            Link::Bridge(_) => InterfaceType::Bridge,
+            Link::Network(_) => InterfaceType::Network,
+        }
+    }
 }
 
 /// A host port forwarded to a guest port (user-mode networking).
@@ -161,16 +167,34 @@ impl TryFrom<RawInterface> for Interface {
         if raw.kind != InterfaceType::User && !raw.forward_ports.is_empty() {
             return Err("forwardPorts: only a user interface forwards ports".into());
         }
+        fn field(name: &str) -> impl Fn(String) -> String + '_ {
+            move |e| format!("{name}: {e}")
+        }
         let link = match (raw.kind, raw.source) {
-            (InterfaceType::User, None) => Link::User(raw.forward_ports),
+            (InterfaceType::User, None) => {
+                for (j, p) in raw.forward_ports.iter().enumerate() {
+                    let at = format!("forwardPorts[{j}]");
+                    p.check().map_err(field(&at))?;
+                }
+                Link::User(raw.forward_ports)
+            }
             (InterfaceType::User, Some(_)) => {
                 return Err("source: a user interface takes no source".into())
             }
-            (InterfaceType::Bridge, Some(br)) => Link::Bridge(br),
-            (InterfaceType::Network, Some(net)) => Link::Network(net),
+            (InterfaceType::Bridge, Some(br)) => {
+                Link::Bridge(IfName::try_from(br).map_err(field("source"))?)
+            }
+            (InterfaceType::Network, Some(net)) => {
+                Link::Network(NetName::try_from(net).map_err(field("source"))?)
+            }
             (kind, None) => return Err(format!("source: a {} interface needs one", kind.as_str())),
         };
-        Ok(Interface { link, mac: raw.mac })
+        let mac = raw
+            .mac
+            .map(Mac::try_from)
+            .transpose()
+            .map_err(field("mac"))?;
+        Ok(Interface { link, mac })
     }
 }
 
@@ -178,15 +202,27 @@ impl From<Interface> for RawInterface {
     fn from(i: Interface) -> Self {
         let (kind, source, forward_ports) = match i.link {
             Link::User(ports) => (InterfaceType::User, None, ports),
-            Link::Bridge(br) => (InterfaceType::Bridge, Some(br), vec![]),
-            Link::Network(net) => (InterfaceType::Network, Some(net), vec![]),
+            Link::Bridge(br) => (InterfaceType::Bridge, Some(br.into()), vec![]),
+            Link::Network(net) => (InterfaceType::Network, Some(net.into()), vec![]),
         };
         RawInterface {
             kind,
             source,
-            mac: i.mac,
+            mac: i.mac.map(String::from),
             forward_ports,
         }
+    }
+}
+
+impl PortForward {
+    fn check(&self) -> Result<(), String> {
+        if self.address.parse::<std::net::IpAddr>().is_err() {
+            return Err(format!("address: {:?} is not an IP address", self.address));
+        }
+        if self.host == 0 || self.guest == 0 {
+            return Err("ports must be 1-65535".into());
+        }
+        Ok(())
     }
 }
 
@@ -234,22 +270,6 @@ fn default_vcpus() -> u32 {
     DEFAULT_VCPUS
 }
 
-/// What the first Miniguest release wrote: its module options verbatim.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct LegacyConfig {
-    guest_type: GuestType,
-    #[serde(default)]
-    qemu: Option<LegacyQemu>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct LegacyQemu {
-    #[serde(default)]
-    fs_type: Option<ShareFs>,
-}
-
 impl Manifest {
     pub fn parse(json: &str) -> Result<Self> {
         let value: serde_json::Value = serde_json::from_str(json).context("not valid JSON")?;
@@ -265,28 +285,11 @@ impl Manifest {
         Ok(manifest)
     }
 
-    fn parse_legacy(json: &str) -> Result<Self> {
-        let value: serde_json::Value = serde_json::from_str(json).context("not valid JSON")?;
-        let legacy: LegacyConfig = deserialize_naming_field(value)?;
-        Ok(Manifest {
-            version: VERSION,
-            guest_type: legacy.guest_type,
-            store_fs: legacy.qemu.and_then(|q| q.fs_type).unwrap_or_default(),
-            kernel_params: vec!["console=ttyS0".into()],
-            memory_mib: DEFAULT_MEMORY_MIB,
-            vcpus: DEFAULT_VCPUS,
-            volumes: vec![],
-            shares: vec![],
-            // The original left virt-install's default network.
-            interfaces: None,
-        })
-    }
-
     /// Reads the manifest of a guest output (or of a guest link). The file
     /// is the guest's word, so it must be a regular file of bounded size:
     /// a link to `/dev/zero` or a FIFO is refused, not read.
     pub fn load(guest_root: &Path) -> Result<Self> {
-        let current = guest_root.join(layout::MANIFEST);
+        let current = guest_root.join(files::MANIFEST);
         match read_bounded(&current) {
             Ok(text) => {
                 return Self::parse(&text)
@@ -295,19 +298,19 @@ impl Manifest {
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(e),
         }
-        let legacy = guest_root.join(layout::LEGACY_MANIFEST);
+        let legacy = guest_root.join(files::LEGACY_MANIFEST);
         let text = read_bounded(&legacy).map_err(|e| {
             if is_not_found(&e) {
                 anyhow::anyhow!(
                     "{} has no {} (is it a Miniguest guest?)",
                     guest_root.display(),
-                    layout::MANIFEST
+                    files::MANIFEST
                 )
             } else {
                 e
             }
         })?;
-        Self::parse_legacy(&text)
+        super::legacy::parse(&text)
             .with_context(|| format!("invalid guest manifest {}", legacy.display()))
     }
 
@@ -316,8 +319,8 @@ impl Manifest {
         self.volumes.is_empty() && self.shares.iter().all(|s| s.read_only)
     }
 
-    /// Every rule a value must meet before any backend sees it. Each
-    /// refusal names the field, as `volumes[0].mountPoint`.
+    /// The rules that span fields (each field's own rules hold already).
+    /// Each refusal names the field, as `volumes[0].name`.
     fn check(&self) -> Result<()> {
         if self.memory_mib == 0 {
             bail!("memoryMiB: must be positive");
@@ -326,44 +329,24 @@ impl Manifest {
             bail!("vcpus: must be positive");
         }
         for (i, param) in self.kernel_params.iter().enumerate() {
-            plain_text(&format!("kernelParams[{i}]"), param)?;
+            plain_text(param).map_err(|e| anyhow::anyhow!("kernelParams[{i}]: {e}"))?;
         }
-        let reserved = [layout::STORE_TAG, layout::BOOT_TAG];
-        let mut tags: Vec<(String, &str, usize)> = Vec::new();
+        // Share tags and volume names share one namespace: the virtio
+        // serials and tags a guest sees.
+        let mut names: Vec<(String, &str)> = Vec::new();
         for (i, share) in self.shares.iter().enumerate() {
-            tags.push((format!("shares[{i}].tag"), &share.tag, MAX_SHARE_TAG));
-            host_path(&format!("shares[{i}].source"), &share.source)?;
-            mount_point(&format!("shares[{i}].mountPoint"), &share.mount_point)?;
+            names.push((format!("shares[{i}].tag"), share.tag.as_str()));
         }
         for (i, volume) in self.volumes.iter().enumerate() {
-            tags.push((format!("volumes[{i}].name"), &volume.name, MAX_VOLUME_NAME));
-            let fs = &volume.fs_type;
-            if fs.is_empty()
-                || fs.len() > 16
-                || !fs
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-            {
-                bail!("volumes[{i}].fsType: {fs:?} must be 1-16 characters of [a-z0-9]");
-            }
-            mount_point(&format!("volumes[{i}].mountPoint"), &volume.mount_point)?;
+            names.push((format!("volumes[{i}].name"), volume.name.as_str()));
             volume
                 .size_bytes()
                 .with_context(|| format!("volumes[{i}].sizeMiB"))?;
         }
-        for (i, (field, tag, max)) in tags.iter().enumerate() {
-            if !valid_tag(tag, *max) {
-                bail!("{field}: {tag:?} must be 1-{max} characters of [A-Za-z0-9_-]");
+        for (i, (field, name)) in names.iter().enumerate() {
+            if names[..i].iter().any(|(_, n)| n == name) {
+                bail!("{field}: {name:?} is used twice (share tags and volume names share one namespace)");
             }
-            if reserved.contains(tag) {
-                bail!("{field}: {tag:?} is reserved");
-            }
-            if tags[..i].iter().any(|(_, t, _)| t == tag) {
-                bail!("{field}: {tag:?} is used twice (share tags and volume names share one namespace)");
-            }
-        }
-        for (i, iface) in self.interfaces.iter().flatten().enumerate() {
-            iface.check().with_context(|| format!("interfaces[{i}]"))?;
         }
         Ok(())
     }
@@ -378,35 +361,6 @@ impl Volume {
             Some(bytes) => Ok(bytes),
             None => bail!("{} MiB does not fit in a byte count", self.size_mib),
         }
-    }
-}
-
-impl Interface {
-    fn check(&self) -> Result<()> {
-        match &self.link {
-            Link::User(ports) => {
-                for (j, p) in ports.iter().enumerate() {
-                    if p.address.parse::<std::net::IpAddr>().is_err() {
-                        bail!(
-                            "forwardPorts[{j}].address: {:?} is not an IP address",
-                            p.address
-                        );
-                    }
-                    if p.host == 0 || p.guest == 0 {
-                        bail!("forwardPorts[{j}]: ports must be 1-65535");
-                    }
-                }
-            }
-            // Linux interface names: at most 15 bytes (IFNAMSIZ - 1).
-            Link::Bridge(br) => object_name("source", br, 15)?,
-            Link::Network(net) => object_name("source", net, 64)?,
-        }
-        if let Some(mac) = &self.mac {
-            if !valid_mac(mac) {
-                bail!("mac: {mac:?} is not a MAC address (xx:xx:xx:xx:xx:xx)");
-            }
-        }
-        Ok(())
     }
 }
 
@@ -444,7 +398,9 @@ fn is_not_found(e: &anyhow::Error) -> bool {
 
 /// serde_json's own messages say where, not what: this one names the field
 /// (`volumes[0].sizeMiB: invalid type ...`).
-fn deserialize_naming_field<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T> {
+pub(super) fn deserialize_naming_field<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+) -> Result<T> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -454,76 +410,6 @@ fn deserialize_naming_field<T: serde::de::DeserializeOwned>(value: serde_json::V
             anyhow::anyhow!("{path}: {inner}")
         }
     })
-}
-
-/// No control characters: they would end a line in a config file or a
-/// script, and no legitimate value needs one.
-fn plain_text(field: &str, value: &str) -> Result<()> {
-    if let Some(c) = value.chars().find(|c| c.is_control()) {
-        bail!("{field}: {value:?} contains the control character {c:?}");
-    }
-    Ok(())
-}
-
-fn host_path(field: &str, value: &str) -> Result<()> {
-    plain_text(field, value)?;
-    if !value.starts_with('/') {
-        bail!("{field}: {value:?} must be an absolute host path");
-    }
-    if Path::new(value)
-        .components()
-        .any(|c| c == std::path::Component::ParentDir)
-    {
-        bail!("{field}: {value:?} must not contain '..'");
-    }
-    Ok(())
-}
-
-/// A path inside the guest: absolute, no `.` or `..` step that could climb
-/// out of a container's root, and not the root itself.
-fn mount_point(field: &str, value: &str) -> Result<()> {
-    plain_text(field, value)?;
-    if !value.starts_with('/') {
-        bail!("{field}: {value:?} must be absolute");
-    }
-    if value.split('/').any(|part| part == ".." || part == ".") {
-        bail!("{field}: {value:?} must not contain '.' or '..'");
-    }
-    if value.split('/').all(str::is_empty) {
-        bail!("{field}: {value:?} must not be the guest's root");
-    }
-    Ok(())
-}
-
-/// Bridge and network names reach configuration files and command lines.
-fn object_name(field: &str, value: &str, max: usize) -> Result<()> {
-    let ok = !value.is_empty()
-        && value.len() <= max
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-        && !value.starts_with(['-', '.']);
-    if !ok {
-        bail!("{field}: {value:?} must be 1-{max} characters of [A-Za-z0-9_.-], not starting with '-' or '.'");
-    }
-    Ok(())
-}
-
-fn valid_mac(mac: &str) -> bool {
-    let parts: Vec<&str> = mac.split(':').collect();
-    parts.len() == 6
-        && parts
-            .iter()
-            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-// The same characters keep volume serials, tags and file names plain.
-fn valid_tag(tag: &str, max: usize) -> bool {
-    !tag.is_empty()
-        && tag.len() <= max
-        && tag
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 #[cfg(test)]
@@ -645,15 +531,15 @@ mod tests {
     #[test]
     fn a_manifest_that_is_not_a_regular_file_is_not_read() {
         let dir = tempfile::tempdir().unwrap();
-        std::os::unix::fs::symlink("/dev/zero", dir.path().join(layout::MANIFEST)).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join(files::MANIFEST)).unwrap();
         let e = format!("{:#}", Manifest::load(dir.path()).unwrap_err());
         assert!(e.contains("not a regular file"), "{e}");
-        std::fs::remove_file(dir.path().join(layout::MANIFEST)).unwrap();
+        std::fs::remove_file(dir.path().join(files::MANIFEST)).unwrap();
         let big = format!(
             r#"{{"version":1,"guestType":"lxc","kernelParams":["{}"]}}"#,
             "x".repeat(MAX_MANIFEST_BYTES as usize)
         );
-        std::fs::write(dir.path().join(layout::MANIFEST), big).unwrap();
+        std::fs::write(dir.path().join(files::MANIFEST), big).unwrap();
         let e = format!("{:#}", Manifest::load(dir.path()).unwrap_err());
         assert!(e.contains("larger than"), "{e}");
     }
@@ -662,7 +548,7 @@ mod tests {
     fn legacy_config_is_read() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
-            dir.path().join(layout::LEGACY_MANIFEST),
+            dir.path().join(files::LEGACY_MANIFEST),
             r#"{"enable":true,"guestType":"qemu","qemu":{"fsType":"virtiofs"}}"#,
         )
         .unwrap();

@@ -62,13 +62,13 @@ pub fn supported(dirs: &[&Path], map: IdMap) -> std::result::Result<(), String> 
 
 /// Why a container's program (the store and its `/boot`) cannot be shown
 /// through `map`, if it cannot.
-pub fn program_error(spec: &super::GuestSpec, map: IdMap) -> Option<String> {
+pub fn program_error(spec: &crate::backend::GuestSpec, map: IdMap) -> Option<String> {
     supported(&[&spec.store_dir, &spec.boot_dir()], map).err()
 }
 
 /// The warning for a container whose program is shown unmapped.
-pub fn warn_unmapped(why: &str) {
-    eprintln!("warning: the store and /boot cannot be idmapped here ({why}): {WITHOUT_IDMAP}");
+pub fn unmapped_warning(why: &str) -> String {
+    format!("the store and /boot cannot be idmapped here ({why}): {WITHOUT_IDMAP}")
 }
 
 /// Mounts `source` at `target` (a directory, created if need be), read-only,

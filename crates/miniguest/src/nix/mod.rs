@@ -1,5 +1,13 @@
 //! The `nix` and `nix-env` commands, wrapped. Nix's own progress and errors
-//! go straight to the user's terminal; only stdout is captured.
+//! go straight to the user's terminal; only stdout is captured. Beside the
+//! wrapper: typed store paths, profiles and their generations, flake
+//! references (installables), and the profiles the original Miniguest made
+//! with `nix profile`.
+
+pub mod installable;
+pub mod nix_profile;
+pub mod profile;
+pub mod store_path;
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -8,8 +16,8 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 use serde::de::DeserializeOwned;
 
-use crate::installable::Installable;
-use crate::store_path::StorePath;
+use installable::Installable;
+use store_path::StorePath;
 
 pub trait CommandExt {
     /// Runs the command, passing stderr through, and fails with the
@@ -151,11 +159,7 @@ pub fn eval_drv_paths(
     cmd.args(["eval", "--json"]);
     args.apply(&mut cmd, Some(flake));
     cmd.arg("--apply").arg(apply).arg("--");
-    cmd.arg(format!(
-        "{}#{}",
-        flake.flake,
-        crate::installable::quote_attr(top)
-    ));
+    cmd.arg(format!("{}#{}", flake.flake, installable::quote_attr(top)));
     #[derive(serde::Deserialize)]
     struct Evaluated {
         version: String,

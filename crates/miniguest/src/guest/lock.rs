@@ -8,8 +8,8 @@ use rustix::fs::{flock, FlockOperation};
 
 use anyhow::{Context, Result};
 
-use crate::guest_name::GuestName;
-use crate::layout::Layout;
+use crate::guest::GuestName;
+use crate::guest::Layout;
 
 pub struct GuestLock {
     _file: File,

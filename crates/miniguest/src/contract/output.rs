@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::manifest::{layout as files, GuestType, Manifest};
-use crate::store_path::store_dir;
+use super::{files, GuestType, Manifest};
+use crate::nix::store_path::store_dir;
 
 /// Reads the manifest of the guest output at `root` (a store path or a link
 /// to one) and checks that the layout is what the contract says and that

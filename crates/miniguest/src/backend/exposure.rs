@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
+use super::capabilities::VolumeForm;
 use super::GuestSpec;
-use crate::manifest::layout as files;
+use crate::contract::files;
 
 /// Trees a share may neither be, contain, nor lie inside: sharing them
 /// would hand a guest the host's configuration, secrets, devices or
@@ -47,7 +48,7 @@ fn danger(path: &Path, store: &Path) -> Option<String> {
 /// written and as it resolves now, so a link to `/etc` does not pass.
 pub fn check_shares(spec: &GuestSpec, allowed: &[PathBuf]) -> Result<()> {
     for (i, share) in spec.manifest.shares.iter().enumerate() {
-        let written = PathBuf::from(&share.source);
+        let written = PathBuf::from(share.source.as_str());
         let resolved = written.canonicalize().ok();
         let is_allowed = allowed.iter().any(|a| {
             let a_resolved = a.canonicalize().ok();
@@ -64,7 +65,7 @@ pub fn check_shares(spec: &GuestSpec, allowed: &[PathBuf]) -> Result<()> {
                 "shares[{i}].source: refusing to share {} with guest {} ({why}); pass --allow-share {} if you mean it",
                 share.source,
                 spec.name,
-                crate::formats::shell::quote(&share.source)
+                crate::formats::shell::quote(share.source.as_str())
             );
         }
     }
@@ -72,17 +73,18 @@ pub fn check_shares(spec: &GuestSpec, allowed: &[PathBuf]) -> Result<()> {
 }
 
 /// One host path a guest reaches, for the listing `create` prints.
-pub struct HostPath {
+pub struct ReachedPath {
     pub path: String,
     pub writable: bool,
     pub what: String,
 }
 
 /// Everything on the host the guest will see, program shares first.
-pub fn host_paths(spec: &GuestSpec, volumes_as_images: bool) -> Result<Vec<HostPath>> {
-    let mut out: Vec<HostPath> = super::mounts(spec)?
+pub fn host_paths(spec: &GuestSpec, volumes: VolumeForm) -> Result<Vec<ReachedPath>> {
+    let mut out: Vec<ReachedPath> = spec
+        .mounts()?
         .into_iter()
-        .map(|m| HostPath {
+        .map(|m| ReachedPath {
             what: match m.tag.as_str() {
                 files::STORE_TAG => "the Nix store".into(),
                 files::BOOT_TAG => "the guest's boot directory".into(),
@@ -93,13 +95,13 @@ pub fn host_paths(spec: &GuestSpec, volumes_as_images: bool) -> Result<Vec<HostP
         })
         .collect();
     for volume in &spec.manifest.volumes {
-        let path = if volumes_as_images {
+        let path = if volumes == VolumeForm::Image {
             spec.volume_image(volume)
         } else {
             spec.volume_directory(volume)
         };
-        out.push(HostPath {
-            path: super::path_str(&path)?.to_owned(),
+        out.push(ReachedPath {
+            path: super::host::path_str(&path)?.to_owned(),
             writable: true,
             what: format!("volume {}", volume.name),
         });
@@ -109,7 +111,7 @@ pub fn host_paths(spec: &GuestSpec, volumes_as_images: bool) -> Result<Vec<HostP
 
 /// The network a guest gets, in words.
 pub fn network(spec: &GuestSpec) -> String {
-    use crate::manifest::Link;
+    use crate::contract::Link;
     if spec.interfaces.is_empty() {
         return "none".into();
     }
@@ -141,10 +143,10 @@ pub fn network(spec: &GuestSpec) -> String {
 }
 
 /// The listing, for standard error: standard output carries the command.
-pub fn describe(spec: &GuestSpec, volumes_as_images: bool) -> Result<String> {
+pub fn describe(spec: &GuestSpec, volumes: VolumeForm) -> Result<String> {
     let mut text = format!("guest {} gets network: {}\n", spec.name, network(spec));
     text.push_str(&format!("guest {} gets these host paths:\n", spec.name));
-    for p in host_paths(spec, volumes_as_images)? {
+    for p in host_paths(spec, volumes)? {
         let mode = if p.writable {
             "read-write"
         } else {

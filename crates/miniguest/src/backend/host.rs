@@ -1,0 +1,74 @@
+//! Facts about the host every backend asks: whether KVM works, where a
+//! program is, the command hypervisors run around a guest's life.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::VirtType;
+use crate::guest::Layout;
+
+/// KVM only when the CPU advertises it and /dev/kvm opens: a /dev/kvm without
+/// vmx/svm exists on some hosts and hangs guests.
+pub fn kvm_usable() -> bool {
+    let cpu_has_it = std::fs::read_to_string("/proc/cpuinfo")
+        .map(|info| info.contains(" vmx") || info.contains(" svm"))
+        .unwrap_or(false);
+    cpu_has_it
+        && std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .is_ok()
+}
+
+pub fn default_virt_type() -> VirtType {
+    if kvm_usable() {
+        VirtType::Kvm
+    } else {
+        VirtType::Qemu
+    }
+}
+
+/// This program, told the directories of `layout`, running its `hook`
+/// subcommand: what hypervisors run when a guest starts or stops.
+pub fn hook_command(layout: &Layout) -> Result<String> {
+    let exe = std::env::current_exe().context("cannot find this program")?;
+    let words = [
+        path_str(&exe)?,
+        "--guests-dir",
+        path_str(&layout.guests_dir)?,
+        "--profiles-dir",
+        path_str(&layout.profiles_dir)?,
+        "hook",
+    ];
+    Ok(words
+        .iter()
+        .map(|w| crate::formats::shell::quote(w).into_owned())
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
+/// One of Miniguest's helper programs: beside this executable, else in PATH.
+pub fn helper_program(name: &str) -> Option<PathBuf> {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(name)))
+        .filter(|p| p.is_file())
+        .or_else(|| find_program(name, &[]))
+}
+
+/// Finds a program in PATH or in the given fallback locations.
+pub fn find_program(name: &str, fallbacks: &[&str]) -> Option<PathBuf> {
+    let from_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    from_path.or_else(|| fallbacks.iter().map(PathBuf::from).find(|p| p.is_file()))
+}
+
+pub fn path_str(path: &Path) -> Result<&str> {
+    path.to_str()
+        .with_context(|| format!("path {} is not valid UTF-8", path.display()))
+}

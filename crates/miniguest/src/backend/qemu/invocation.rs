@@ -1,0 +1,161 @@
+//! The guest as one QEMU invocation: the `qemu-system-*` argv and the
+//! virtiofsd daemons it connects to, from which both the printed script
+//! and `miniguest run` start it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+
+use super::virtiofsd;
+use crate::backend::host::path_str;
+use crate::backend::{GuestSpec, VirtType};
+use crate::contract::{Link, ShareFs};
+
+/// QEMU's option syntax: a comma inside a value is written twice.
+fn qv(value: &str) -> String {
+    value.replace(',', ",,")
+}
+
+pub fn qemu_binary() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86" => "i386",
+        arch => arch,
+    };
+    format!("qemu-system-{arch}")
+}
+
+/// A virtiofsd daemon QEMU connects to, one per shared directory.
+pub struct VirtiofsDaemon {
+    pub socket: PathBuf,
+    pub argv: Vec<String>,
+}
+
+pub struct Invocation {
+    pub daemons: Vec<VirtiofsDaemon>,
+    pub qemu: Vec<String>,
+}
+
+/// The daemons and QEMU for a prepared spec; virtiofsd sockets go in
+/// `socket_dir`, which may be relative (the printed script runs in a
+/// directory of its own).
+pub fn invocation(spec: &GuestSpec, socket_dir: &Path) -> Result<Invocation> {
+    let accel = match spec.virt_type {
+        VirtType::Kvm => "kvm",
+        VirtType::Qemu => "tcg",
+    };
+    let mut q: Vec<String> = vec![
+        qemu_binary(),
+        "-name".into(),
+        qv(spec.name.as_str()),
+        "-accel".into(),
+        accel.into(),
+        "-m".into(),
+        spec.memory_mib.to_string(),
+        "-smp".into(),
+        spec.vcpus.to_string(),
+        "-kernel".into(),
+        path_str(&spec.kernel())?.to_owned(),
+        "-initrd".into(),
+        path_str(&spec.initrd())?.to_owned(),
+        "-append".into(),
+        spec.cmdline(),
+        "-display".into(),
+        "none".into(),
+        "-no-reboot".into(),
+    ];
+    let mut daemons = Vec::new();
+    let mounts = spec.mounts()?;
+    if spec.manifest.store_fs == ShareFs::Virtiofs {
+        q.extend([
+            "-object".into(),
+            format!(
+                "memory-backend-memfd,id=mem,size={}M,share=on",
+                spec.memory_mib
+            ),
+            "-numa".into(),
+            "node,memdev=mem".into(),
+        ]);
+        for (i, mount) in mounts.iter().enumerate() {
+            let binary = virtiofsd::for_mount(spec, mount)?;
+            let socket = socket_dir.join(format!("{}-{}.sock", spec.name, mount.tag));
+            q.extend([
+                "-chardev".into(),
+                format!("socket,id=fs{i},path={}", qv(path_str(&socket)?)),
+                "-device".into(),
+                format!("vhost-user-fs-pci,chardev=fs{i},tag={}", qv(&mount.tag)),
+            ]);
+            daemons.push(VirtiofsDaemon {
+                argv: vec![
+                    path_str(&binary)?.to_owned(),
+                    format!("--socket-path={}", path_str(&socket)?),
+                    "-o".into(),
+                    format!("source={}", qv(&mount.source)),
+                    "-o".into(),
+                    "cache=auto".into(),
+                ],
+                socket,
+            });
+        }
+    } else {
+        for mount in &mounts {
+            let ro = if mount.read_only { ",readonly=on" } else { "" };
+            q.extend([
+                "-virtfs".into(),
+                format!(
+                    "local,path={},mount_tag={},security_model=none{ro}",
+                    qv(&mount.source),
+                    qv(&mount.tag)
+                ),
+            ]);
+        }
+    }
+    for (i, volume) in spec.manifest.volumes.iter().enumerate() {
+        // The serial, which names the disk in the guest, belongs to the device.
+        q.extend([
+            "-drive".into(),
+            format!(
+                "file={},format=raw,if=none,id=vol{i}",
+                qv(path_str(&spec.volume_image(volume))?)
+            ),
+            "-device".into(),
+            format!(
+                "virtio-blk-pci,drive=vol{i},serial={}",
+                qv(volume.name.as_str())
+            ),
+        ]);
+    }
+    if spec.interfaces.is_empty() {
+        q.extend(["-nic".into(), "none".into()]);
+    }
+    for iface in &spec.interfaces {
+        let mut nic = match &iface.link {
+            Link::User(ports) => {
+                let mut nic = "user".to_owned();
+                for p in ports {
+                    // hostfwd=tcp:127.0.0.1:2222-:22
+                    nic.push_str(&format!(
+                        ",hostfwd={}:{}:{}-:{}",
+                        p.proto.as_str(),
+                        qv(&p.address),
+                        p.host,
+                        p.guest
+                    ));
+                }
+                nic
+            }
+            Link::Bridge(br) => format!("bridge,br={}", qv(br.as_str())),
+            // Refused by the capability check before rendering.
+            Link::Network(_) => bail!("libvirt networks need the libvirt backend"),
+        };
+        nic.push_str(",model=virtio-net-pci");
+        if let Some(mac) = &iface.mac {
+            nic.push_str(&format!(",mac={}", qv(mac.as_str())));
+        }
+        q.extend(["-nic".into(), nic]);
+    }
+    match &spec.console_log {
+        Some(log) => q.extend(["-serial".into(), format!("file:{}", path_str(log)?)]),
+        None => q.extend(["-serial".into(), "mon:stdio".into()]),
+    }
+    Ok(Invocation { daemons, qemu: q })
+}

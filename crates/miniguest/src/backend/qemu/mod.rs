@@ -1,0 +1,122 @@
+//! Plain QEMU: the guest as one invocation (`invocation`), printed as a
+//! script or booted in the foreground by `miniguest run`, with virtiofsd
+//! daemons alongside when the store is shared over virtiofs (`virtiofsd`).
+//! It keeps no definition: there is nothing to define, start or stop.
+
+pub mod invocation;
+pub mod virtiofsd;
+
+use std::path::Path;
+use std::process::{Child, Command};
+
+use anyhow::{bail, Context, Result};
+
+use super::capabilities::{Capabilities, VolumeForm};
+use super::{Backend, GuestSpec, Kind};
+use crate::contract::{GuestType, Interface, InterfaceType};
+use crate::formats::shell::{join, quote};
+use invocation::invocation;
+
+pub const CAPABILITIES: Capabilities = Capabilities {
+    guest_type: GuestType::Qemu,
+    links: &[InterfaceType::User, InterfaceType::Bridge],
+    port_forwards: true,
+    volumes: VolumeForm::Image,
+};
+
+pub struct Qemu;
+
+impl Backend for Qemu {
+    fn kind(&self) -> Kind {
+        Kind::Qemu
+    }
+
+    fn location(&self) -> super::Location {
+        super::Location::Qemu
+    }
+
+    /// User-mode networking: works without any host setup.
+    fn default_network(&self) -> Result<Vec<Interface>> {
+        Ok(super::network::user_mode())
+    }
+
+    /// The volumes' set-up, then the guest (`script`).
+    fn command(&self, spec: &GuestSpec) -> Result<String> {
+        let mut out = super::volumes::images_script(spec)?;
+        out.push_str(&script(spec)?);
+        Ok(out)
+    }
+}
+
+/// The guest as a shell script. With virtiofs, the daemons run in the
+/// background from a private directory of the script's own (their sockets
+/// live there), which is removed when QEMU exits.
+pub fn script(spec: &GuestSpec) -> Result<String> {
+    let inv = invocation(spec, Path::new("."))?;
+    if inv.daemons.is_empty() {
+        return Ok(format!("{}\n", join(&inv.qemu)));
+    }
+    let mut out = String::from("(\n");
+    out.push_str("dir=$(mktemp -d) && cd \"$dir\" || exit 1\n");
+    out.push_str("trap 'kill $(jobs -p) 2>/dev/null; cd /; rm -rf \"$dir\"' EXIT\n");
+    for daemon in &inv.daemons {
+        out.push_str(&join(&daemon.argv));
+        out.push_str(" &\n");
+    }
+    // QEMU must not start before the sockets exist.
+    let sockets: Vec<String> = inv
+        .daemons
+        .iter()
+        .map(|d| Ok(quote(super::host::path_str(&d.socket)?).into_owned()))
+        .collect::<Result<_>>()?;
+    out.push_str(&format!(
+        "for s in {}; do while [ ! -S \"$s\" ]; do sleep 0.1; done; done\n",
+        sockets.join(" ")
+    ));
+    out.push_str(&join(&inv.qemu));
+    out.push_str("\n)\n");
+    Ok(out)
+}
+
+/// Boots a prepared spec in the foreground and returns QEMU's exit status.
+pub fn boot(spec: &GuestSpec) -> Result<std::process::ExitStatus> {
+    super::volumes::create_images(spec)?;
+    let socket_dir = tempfile::Builder::new().prefix("miniguest-run").tempdir()?;
+    let inv = invocation(spec, socket_dir.path())?;
+    let mut daemons: Vec<Child> = Vec::new();
+    let result = (|| {
+        for daemon in &inv.daemons {
+            daemons.push(
+                Command::new(&daemon.argv[0])
+                    .args(&daemon.argv[1..])
+                    // QEMU's virtiofsd logs every connection at its lowest level.
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .with_context(|| format!("cannot start {}", daemon.argv[0]))?,
+            );
+        }
+        for daemon in &inv.daemons {
+            wait_for_socket(&daemon.socket)?;
+        }
+        Command::new(&inv.qemu[0])
+            .args(&inv.qemu[1..])
+            .status()
+            .with_context(|| format!("cannot start {}", inv.qemu[0]))
+    })();
+    for mut child in daemons {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    result
+}
+
+fn wait_for_socket(path: &Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    for _ in 0..200 {
+        if path.metadata().is_ok_and(|m| m.file_type().is_socket()) {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    bail!("virtiofsd did not create {}", path.display())
+}
