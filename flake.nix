@@ -12,14 +12,14 @@
       lib.contract = import ./nix/lib/contract.nix;
 
       # Modules as paths: imported from here and by the host module alike,
-      # each is one module (guest.nix also carries a key of its own). The
+      # each is one module (the guest module also carries a key of its own). The
       # host module touches no nixpkgs option, so hosts with a read-only
       # `nixpkgs.pkgs` (as in NixOS tests) can use it.
       nixosModules = rec {
-        guest = ./nix/modules/guest.nix;
+        guest = ./nix/modules/guest;
         core = guest;
         default = guest;
-        host = ./nix/modules/host.nix;
+        host = ./nix/modules/host;
         declarative = host;
       };
 

@@ -52,18 +52,66 @@ rec {
   # stage 1 orders the mount after modprobe@MODULE.service).
   shareModule = { "9p" = "9pnet_virtio"; virtiofs = "virtiofs"; };
 
-  # Limits the manifest's names must meet. A volume's name is its virtio-blk
-  # serial, which holds 20 bytes; a share's tag is a virtio-9p/virtiofs tag,
-  # which holds 36.
+  # The rules of the manifest's values, written once: the guest and host
+  # modules check them at evaluation (`valid`), and the CLI's checked
+  # values (crates/miniguest/src/contract/values.rs) are tested against
+  # these limits and patterns.
   limits = {
+    # A volume's name is its virtio-blk serial, which holds 20 bytes.
     volumeName = 20;
+    # A share's tag is a virtio-9p or virtiofs tag, which holds 36.
     shareTag = 36;
+    # Linux interface names: IFNAMSIZ - 1.
+    bridge = 15;
+    network = 64;
+    fsType = 16;
+    guestName = 63;
     # Largest sizeMiB whose byte count fits in 64 bits.
     sizeMiB = 17592186044415;
   };
-  namePattern = "[A-Za-z0-9_-]+";
+  patterns = {
+    # Volume names and share tags.
+    name = "[A-Za-z0-9_-]+";
+    # Bridges and libvirt networks.
+    objectName = "[A-Za-z0-9_][A-Za-z0-9_.-]*";
+    mac = "([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}";
+    fsType = "[a-z0-9]+";
+    # A guest's name is a DNS label (a libvirt domain, an LXC container, an
+    # nspawn machine and a NixOS networking.hostName) …
+    guestName = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+    # … with nothing Nix would read as a generation of another profile.
+    generationLink = ".*-[0-9]+-link.*";
+  };
+  namePattern = patterns.name;
   reservedTags = [ layout.storeTag layout.bootTag ];
   defaultVolumeFsType = "ext4";
+
+  valid =
+    let
+      matches = pattern: s: builtins.match pattern s != null;
+      short = max: s: builtins.stringLength s <= max;
+      steps = p: builtins.filter (s: builtins.isString s && s != "") (builtins.split "/" p);
+      absolute = p: builtins.substring 0 1 p == "/";
+      # No control characters: they would end a line in a config file.
+      plain = s: matches "[^[:cntrl:]]*" s;
+    in
+    rec {
+      volumeName = n: matches patterns.name n && short limits.volumeName n && !(builtins.elem n reservedTags);
+      shareTag = n: matches patterns.name n && short limits.shareTag n && !(builtins.elem n reservedTags);
+      # Absolute, not the guest's root, and no step that climbs out of it.
+      mountPoint = p: plain p && absolute p && steps p != [ ]
+        && !(builtins.any (s: s == "." || s == "..") (steps p));
+      hostPath = p: plain p && absolute p && !(builtins.elem ".." (steps p));
+      mac = matches patterns.mac;
+      bridge = n: matches patterns.objectName n && short limits.bridge n;
+      network = n: matches patterns.objectName n && short limits.network n;
+      fsType = t: matches patterns.fsType t && short limits.fsType t;
+      guestName = n: matches patterns.guestName n && !(matches patterns.generationLink n);
+    };
+
+  # The backends a guest can be defined in (the host module's `backend`);
+  # plain QEMU keeps no definition.
+  definableBackends = [ "libvirt" "lxc" "nspawn" ];
 
   # Where a declared volume appears in a VM guest.
   volumeDevice = name: "/dev/disk/by-id/virtio-${name}";

@@ -145,3 +145,127 @@ fn the_flake_exports_the_template_the_binary_embeds() {
     let embedded: Vec<&str> = miniguest::template::FILES.iter().map(|(p, _)| *p).collect();
     assert!(embedded.contains(&"flake.nix"), "{embedded:?}");
 }
+
+/// The checked values' rules are contract.nix's, which the guest and host
+/// modules assert: the same limits, and the same verdict on every sample.
+#[test]
+fn the_values_rules_are_contract_nixs() {
+    use miniguest::contract::values::{self, limits};
+    if !common::nix_available() {
+        return;
+    }
+    let l = eval("c.limits");
+    assert_eq!(l["volumeName"], limits::VOLUME_NAME);
+    assert_eq!(l["shareTag"], limits::SHARE_TAG);
+    assert_eq!(l["bridge"], limits::BRIDGE);
+    assert_eq!(l["network"], limits::NETWORK);
+    assert_eq!(l["fsType"], limits::FS_TYPE);
+    assert_eq!(l["guestName"], miniguest::guest::name::MAX_LEN);
+
+    let names = [
+        "",
+        "a",
+        "data",
+        "a b",
+        "a.b",
+        "boot",
+        "nix-store",
+        "x_y-z",
+        "x\n",
+        &"v".repeat(20),
+        &"v".repeat(21),
+        &"t".repeat(36),
+        &"t".repeat(37),
+    ];
+    let paths = [
+        "/",
+        "//",
+        "/var",
+        "var",
+        "/a/../b",
+        "/a/./b",
+        "/srv/my data",
+        "/a\nb",
+        "/a'b\"c$(x)",
+        "/srv/..",
+        "/..x/y",
+    ];
+    let objects = [
+        "br0",
+        "-br",
+        ".br",
+        "br.0",
+        "br_0",
+        "a b",
+        "",
+        &"b".repeat(15),
+        &"b".repeat(16),
+        &"n".repeat(64),
+        &"n".repeat(65),
+    ];
+    let macs = [
+        "52:54:00:12:34:56",
+        "52:54:00:12:34:5g",
+        "52:54:00:12:34",
+        "AA:BB:CC:DD:EE:FF",
+    ];
+    let fs_types = [
+        "ext4",
+        "Ext4",
+        "xfs",
+        "",
+        "a-b",
+        &"f".repeat(16),
+        &"f".repeat(17),
+    ];
+    let guest_names = [
+        "web",
+        "a-5-link",
+        "a-link",
+        "-a",
+        "a.b",
+        "db1",
+        &"g".repeat(63),
+        &"g".repeat(64),
+    ];
+    fn rust<T: TryFrom<String>>(samples: &[&str]) -> Vec<bool> {
+        samples
+            .iter()
+            .map(|s| T::try_from(s.to_string()).is_ok())
+            .collect()
+    }
+    let nix = |rule: &str, samples: &[&str]| -> Vec<bool> {
+        let json = serde_json::to_string(samples).unwrap();
+        let verdicts = eval(&format!(
+            "map c.valid.{rule} (builtins.fromJSON {})",
+            serde_json::to_string(&json).unwrap()
+        ));
+        serde_json::from_value(verdicts).unwrap()
+    };
+    let checks: Vec<(&str, &[&str], Vec<bool>)> = vec![
+        ("volumeName", &names, rust::<values::VolumeName>(&names)),
+        ("shareTag", &names, rust::<values::Tag>(&names)),
+        ("mountPoint", &paths, rust::<values::MountPoint>(&paths)),
+        ("hostPath", &paths, rust::<values::HostPath>(&paths)),
+        ("bridge", &objects, rust::<values::IfName>(&objects)),
+        ("network", &objects, rust::<values::NetName>(&objects)),
+        ("mac", &macs, rust::<values::Mac>(&macs)),
+        ("fsType", &fs_types, rust::<values::FsType>(&fs_types)),
+    ];
+    for (rule, samples, rust_verdicts) in checks {
+        assert_eq!(nix(rule, samples), rust_verdicts, "{rule} on {samples:?}");
+    }
+    let rust_names: Vec<bool> = guest_names
+        .iter()
+        .map(|n| n.parse::<miniguest::guest::GuestName>().is_ok())
+        .collect();
+    assert_eq!(nix("guestName", &guest_names), rust_names);
+
+    // The host module's `backend` takes exactly the backends that keep a
+    // definition.
+    let definable: Vec<&str> = miniguest::backend::Kind::DEFINABLE
+        .iter()
+        .map(|k| k.name())
+        .collect();
+    assert_eq!(eval("c.definableBackends"), serde_json::json!(definable));
+}

@@ -80,8 +80,8 @@ fn preamble(lib: &std::path::Path) -> String {
         let
           lib = import {lib}/lib;
           model = import {root}/nix/model {{ inherit lib; }};
-          guestModule = {root}/nix/modules/guest.nix;
-          hostModule = {root}/nix/modules/host.nix;
+          guestModule = {root}/nix/modules/guest;
+          hostModule = {root}/nix/modules/host;
           contract = import {root}/nix/lib/contract.nix;
           flake = let f = import {root}/flake.nix; self = f.outputs {{ inherit self; nixpkgs = model.nixpkgs; }} // {{ outPath = {root}; }}; in self;
           eval = modules: model.nixosSystem {{ inherit modules; }};
@@ -170,6 +170,29 @@ fn the_flake_checks_evaluate_read_only_without_copying_nixpkgs() {
     assert!(out.status.success(), "{stderr}");
     let checks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(checks.get("imperative").is_some(), "{checks}");
+}
+
+/// Every option and sub-option the modules declare says what it is for, as
+/// NixOS's manual would show it.
+#[test]
+fn every_option_has_a_description() {
+    let lib = need_model!();
+    let r = eval(
+        &lib,
+        r#"let
+             c = eval [ root guestModule hostModule ];
+             docs = o: lib.optionAttrSetToDocList o;
+             undescribed = o: map (d: d.name) (lib.filter (d: (d.description or null) == null || d.description == "") (docs o));
+           in {
+             guest = undescribed c.options.boot.miniguest;
+             host = undescribed c.options.miniguests ++ undescribed c.options.programs.miniguest;
+             count = builtins.length (docs c.options.boot.miniguest ++ docs c.options.miniguests);
+           }"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r["guest"], serde_json::json!([]), "{r}");
+    assert_eq!(r["host"], serde_json::json!([]), "{r}");
+    assert!(r["count"].as_u64().unwrap() > 20, "{r}");
 }
 
 #[test]

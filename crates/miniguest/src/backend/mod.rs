@@ -64,6 +64,10 @@ pub enum Kind {
 impl Kind {
     pub const ALL: [Kind; 4] = [Kind::Libvirt, Kind::Qemu, Kind::Lxc, Kind::Nspawn];
 
+    /// The backends that keep a definition, so that a guest can be defined
+    /// in them (`create --define`, the host module's `backend`).
+    pub const DEFINABLE: [Kind; 3] = [Kind::Libvirt, Kind::Lxc, Kind::Nspawn];
+
     pub fn name(self) -> &'static str {
         match self {
             Kind::Libvirt => "libvirt",
