@@ -45,6 +45,16 @@ fn check(name: &str, actual: &str) -> PathBuf {
     path
 }
 
+/// An LXC config without its include lines, which depend on where LXC is
+/// installed.
+fn portable(config: &str) -> String {
+    config
+        .lines()
+        .filter(|l| !l.starts_with("lxc.include"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 fn validate(path: &Path) {
     if !common::standin::which("virt-xml-validate") {
         assert!(
@@ -96,13 +106,7 @@ fn lxc_container_config() {
         autostart: false,
     };
     let config = container.config().unwrap();
-    // The include lines depend on where LXC is installed.
-    let portable: String = config
-        .lines()
-        .filter(|l| !l.starts_with("lxc.include"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    check("container.lxc.conf", &portable);
+    check("container.lxc.conf", &portable(&config));
 
     // LXC itself parses the full config (include lines too).
     if !common::standin::which("lxc-create") {
@@ -153,13 +157,10 @@ fn lxc_container_config_with_idmapped_program() {
         program_view: Some(MAP),
         autostart: false,
     };
-    let config = container.config().unwrap();
-    let portable: String = config
-        .lines()
-        .filter(|l| !l.starts_with("lxc.include"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    check("container-idmapped.lxc.conf", &portable);
+    check(
+        "container-idmapped.lxc.conf",
+        &portable(&container.config().unwrap()),
+    );
 }
 
 /// Every backend refuses a guest of the other type, in the same words.

@@ -68,6 +68,23 @@ pub fn find_program(name: &str, fallbacks: &[&str]) -> Option<PathBuf> {
     from_path.or_else(|| fallbacks.iter().map(PathBuf::from).find(|p| p.is_file()))
 }
 
+/// Runs a hypervisor's tool with nothing on its standard input, and fails
+/// in its own words when it fails.
+pub fn run_checked(cmd: &mut std::process::Command, what: &str) -> Result<()> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {program}"))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
 pub fn path_str(path: &Path) -> Result<&str> {
     path.to_str()
         .with_context(|| format!("path {} is not valid UTF-8", path.display()))

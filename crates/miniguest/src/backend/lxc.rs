@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use super::capabilities::{Capabilities, VolumeForm};
 use super::container::idmap::IdMap;
 use super::container::{self, idmapped};
-use super::host::{find_program, path_str};
+use super::host::{find_program, path_str, run_checked};
 use super::{Backend, Change, GuestSpec, Kind, Policy, SiteOptions, State};
 use crate::contract::{files, GuestType, InterfaceType, Link};
 use crate::formats::lxc::LxcConfig;
@@ -278,26 +278,27 @@ impl Lxc {
         }
     }
 
-    fn run(&self, tool: &str, name: &GuestName, extra: &[&str]) -> Result<std::process::Output> {
-        Command::new(tool)
-            .arg("-P")
+    fn tool(&self, tool: &str, name: &GuestName, extra: &[&str]) -> Command {
+        let mut cmd = Command::new(tool);
+        cmd.arg("-P")
             .arg(&self.at.lxcpath)
             .args(["-n", name.as_str()])
             .args(extra)
-            .stdin(std::process::Stdio::null())
+            .stdin(std::process::Stdio::null());
+        cmd
+    }
+
+    fn run(&self, tool: &str, name: &GuestName, extra: &[&str]) -> Result<std::process::Output> {
+        self.tool(tool, name, extra)
             .output()
             .with_context(|| format!("cannot run {tool}"))
     }
 
     fn checked(&self, tool: &str, name: &GuestName, extra: &[&str]) -> Result<()> {
-        let out = self.run(tool, name, extra)?;
-        if !out.status.success() {
-            bail!(
-                "{tool} failed for container {name}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(())
+        run_checked(
+            &mut self.tool(tool, name, extra),
+            &format!("{tool} for container {name}"),
+        )
     }
 
     fn is_defined(&self, name: &GuestName) -> bool {

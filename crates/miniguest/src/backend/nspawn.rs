@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use super::capabilities::{Capabilities, VolumeForm};
 use super::container::idmap::IdMap;
 use super::container::{self, idmapped};
-use super::host::path_str;
+use super::host::{path_str, run_checked};
 use super::{Backend, Change, GuestSpec, Kind, Policy, SiteOptions, State};
 use crate::contract::{files, GuestType, InterfaceType, Link};
 use crate::formats::unit::{command_line, UnitFile};
@@ -298,23 +298,11 @@ impl Nspawn {
         model(spec, self.idmap, program_idmap)
     }
 
-    fn machinectl(&self, verb: &str, name: &GuestName) -> Result<std::process::Output> {
-        Command::new("machinectl")
-            .args([verb, name.as_str()])
-            .stdin(std::process::Stdio::null())
-            .output()
-            .context("cannot run machinectl")
-    }
-
     fn checked(&self, verb: &str, name: &GuestName) -> Result<()> {
-        let out = self.machinectl(verb, name)?;
-        if !out.status.success() {
-            bail!(
-                "machinectl {verb} {name} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(())
+        run_checked(
+            Command::new("machinectl").args([verb, name.as_str()]),
+            &format!("machinectl {verb} {name}"),
+        )
     }
 }
 
