@@ -268,6 +268,10 @@ pub struct HypervisorOptions {
     /// Network: none, user, bridge=BR or network=NET (default: from the manifest)
     #[arg(long)]
     pub network: Option<String>,
+    /// QEMU machine type, with its options (default: the fastest that boots
+    /// every guest here: microvm for plain QEMU on x86_64, pc for libvirt)
+    #[arg(long, value_name = "TYPE[,OPTION=VALUE…]")]
+    pub machine: Option<String>,
     /// Where declared volumes are kept on the host
     #[arg(
         long,
@@ -292,6 +296,7 @@ impl HypervisorOptions {
             vcpus: self.vcpus,
             virt_type: self.virt_type,
             network: self.network.clone(),
+            machine: self.machine.clone(),
             state_dir: self.state_dir.clone(),
             console_log: self.console_log.clone(),
             allow_share: self.allow_share.clone(),

@@ -778,7 +778,7 @@ fn vms_get_a_working_network_by_default() {
     let out = env.run(&["create", "-t", "qemu", "vm"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("-nic user,model=virtio-net-pci"),
+        stdout(&out).contains("-netdev user,id=net0 -device virtio-net-pci,netdev=net0"),
         "{}",
         stdout(&out)
     );
@@ -788,7 +788,7 @@ fn vms_get_a_working_network_by_default() {
         stderr(&out)
     );
     let out = env.run(&["create", "-t", "qemu", "vm", "--network", "none"]);
-    assert!(stdout(&out).contains("-nic none"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("-netdev"), "{}", stdout(&out));
     assert!(
         stderr(&out).contains("guest vm gets network: none"),
         "{}",

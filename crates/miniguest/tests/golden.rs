@@ -27,6 +27,12 @@ const STATEFUL_VIRTIOFS: &str = r#"{"version":1,"guestType":"qemu","storeFs":"vi
   "volumes":[{"name":"var","mountPoint":"/var","sizeMiB":4096}],
   "shares":[{"tag":"data","source":"/srv/data & more","mountPoint":"/data","readOnly":true}],
   "interfaces":[{"type":"bridge","source":"br0","mac":"52:54:00:12:34:56"},{"type":"network","source":"default"}]}"#;
+/// As STATEFUL_VIRTIOFS, with the interfaces plain QEMU takes.
+const STATEFUL_VIRTIOFS_QEMU: &str = r#"{"version":1,"guestType":"qemu","storeFs":"virtiofs",
+  "kernelParams":["console=ttyS0"],"memoryMiB":2048,"vcpus":2,
+  "volumes":[{"name":"var","mountPoint":"/var","sizeMiB":4096}],
+  "shares":[{"tag":"data","source":"/srv/data & more","mountPoint":"/data","readOnly":true}],
+  "interfaces":[{"type":"bridge","source":"br0","mac":"52:54:00:12:34:56"},{"type":"user","forwardPorts":[{"host":2222,"guest":22}]}]}"#;
 const CONTAINER: &str = r#"{"version":1,"guestType":"lxc",
   "volumes":[{"name":"state","mountPoint":"/var/lib/app","sizeMiB":1}],
   "shares":[{"tag":"media","source":"/srv/my media","mountPoint":"/media","readOnly":true}],
@@ -93,6 +99,35 @@ fn libvirt_stateful_virtiofs() {
     s.hook = Some("/run/current-system/sw/bin/miniguest --guests-dir /etc/miniguests --profiles-dir /nix/var/nix/profiles/miniguest-profiles hook".into());
     let path = check("stateful-virtiofs.xml", &libvirt::domain_xml(&s).unwrap());
     validate(&path);
+}
+
+/// The QEMU command line, one argument a line: the lean device set
+/// (`-nodefaults`, the machine, each device named).
+fn qemu_argv(spec: &GuestSpec) -> String {
+    let inv =
+        miniguest::backend::qemu::invocation::invocation(spec, Path::new("/run/sockets")).unwrap();
+    let mut text = String::new();
+    for daemon in &inv.daemons {
+        text.push_str(&format!("# daemon: {}\n", daemon.argv.join(" ")));
+    }
+    for arg in &inv.qemu {
+        text.push_str(arg);
+        text.push('\n');
+    }
+    text
+}
+
+#[test]
+fn qemu_stateless_9p() {
+    check("stateless-9p.qemu", &qemu_argv(&spec(STATELESS_9P)));
+}
+
+#[test]
+fn qemu_stateful_virtiofs() {
+    check(
+        "stateful-virtiofs.qemu",
+        &qemu_argv(&spec(STATEFUL_VIRTIOFS_QEMU)),
+    );
 }
 
 #[test]

@@ -30,6 +30,8 @@ pub struct SpecOptions {
     pub vcpus: Option<u32>,
     pub virt_type: Option<VirtType>,
     pub network: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
     pub state_dir: PathBuf,
     pub console_log: Option<PathBuf>,
     pub allow_share: Vec<PathBuf>,
@@ -47,6 +49,9 @@ pub struct GuestSpec {
     pub memory_mib: u64,
     pub vcpus: u32,
     pub virt_type: VirtType,
+    /// The QEMU machine type the user chose (`--machine`); None: the
+    /// backend's own choice.
+    pub machine: Option<String>,
     pub interfaces: Vec<Interface>,
     /// Neither `--network` nor the manifest said: the backend's default
     /// network applies, filled in by `with_network`.
@@ -86,6 +91,7 @@ impl GuestSpec {
             memory_mib: opts.memory.unwrap_or(manifest.memory_mib),
             vcpus: opts.vcpus.unwrap_or(manifest.vcpus),
             virt_type: opts.virt_type.unwrap_or_else(default_virt_type),
+            machine: opts.machine.as_deref().map(machine_option).transpose()?,
             interfaces,
             default_network,
             volume_dir: opts.state_dir.join(name.as_str()),
@@ -109,6 +115,7 @@ impl GuestSpec {
             memory_mib: manifest.memory_mib,
             vcpus: manifest.vcpus,
             virt_type: VirtType::Qemu,
+            machine: None,
             interfaces,
             default_network: false,
             volume_dir: PathBuf::from("/var/lib/miniguest").join(name.as_str()),
@@ -181,6 +188,20 @@ impl GuestSpec {
     pub fn volume_directory(&self, volume: &Volume) -> PathBuf {
         self.volume_dir.join(volume.name.as_str())
     }
+}
+
+/// `--machine`: it reaches QEMU's command line and libvirt's XML, so it is
+/// one plain word of QEMU's option syntax.
+fn machine_option(value: &str) -> Result<String> {
+    let ok = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.,=-".contains(&b))
+        && !value.starts_with(['-', ',']);
+    if !ok {
+        bail!("--machine {value:?}: a machine type is [A-Za-z0-9_.-] with ,OPTION=VALUE pairs");
+    }
+    Ok(value.to_owned())
 }
 
 /// A host directory shared with a VM over virtio.

@@ -32,7 +32,7 @@ pub fn render(d: &Domain) -> Result<String> {
         x.close()?;
     }
     x.open("os", &[])?;
-    x.text("type", &[("arch", d.arch), ("machine", d.machine)], "hvm")?;
+    x.text("type", &[("arch", d.arch), ("machine", &d.machine)], "hvm")?;
     x.text("kernel", &[], &d.kernel)?;
     x.text("initrd", &[], &d.initrd)?;
     x.text("cmdline", &[], &d.cmdline)?;
@@ -97,6 +97,11 @@ pub fn render(d: &Domain) -> Result<String> {
     x.open("console", &[("type", "pty")])?;
     x.empty("target", &[("type", "serial"), ("port", "0")])?;
     x.close()?;
+    // Nothing the guest never uses: libvirt would add a USB controller and
+    // a memory balloon. (No graphics or video either; the pc machine's PS/2
+    // controller is part of its board.)
+    x.empty("controller", &[("type", "usb"), ("model", "none")])?;
+    x.empty("memballoon", &[("model", "none")])?;
     x.close()?;
     x.close()?;
     x.finish()
