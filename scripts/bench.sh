@@ -2,8 +2,9 @@
 # Benchmarks (figures printed, not asserted), each against a baseline
 # measured in the same run:
 #   1. CLI overhead against bare nix build + nix-env --set; list with 1,000 guests
-#   2. boot to the guest's marker: libvirt (create --define + start) vs bare QEMU
-#      with the same kernel and initrd, for 9p and virtiofs; LXC and nspawn start
+#   2. boot to the guest's marker: `miniguest run` and libvirt (create --define
+#      + start) against microvm.nix's QEMU shape for the same kernel, initrd
+#      and shares, for 9p and virtiofs; LXC and nspawn start
 #   3. disk added per guest for 50 guests sharing one closure vs a raw image
 #   4. status of 50 defined guests (libvirt, LXC) vs the hypervisor's own listing
 # Run as root on Debian 12.
@@ -13,6 +14,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 rounds=${BENCH_ROUNDS:-3}
+# BENCH_SECTIONS="2 4" runs only those.
+sections=" ${BENCH_SECTIONS:-1 2 3 4} "
+want() { [[ "$sections" == *" $1 "* ]]; }
 
 bash scripts/setup-host.sh >/dev/null
 bash scripts/services.sh start >/dev/null
@@ -28,8 +32,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+if want 1; then
 echo "== 1. CLI overhead"
 cargo bench --quiet --bench overhead 2>/dev/null | grep -v '^$'
+fi
 
 cargo build --release --quiet
 mg="$root/target/release/miniguest"
@@ -42,49 +48,89 @@ wait_marker() { # log, deadline in seconds
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-echo "== 2. boot to marker (median of $rounds, TCG: $(grep -qE 'vmx|svm' /proc/cpuinfo && echo no || echo yes))"
+# Runs "$@" in a process group of its own, with the console in $1's log,
+# and prints the seconds until the guest's marker; then ends the group.
+time_to_marker() { # log command…
+  local log=$1 t0 pgid; shift
+  rm -f "$log"
+  t0=$(now)
+  setsid "$@" >/dev/null 2>&1 &
+  pgid=$!
+  wait_marker "$log" 120
+  echo "$(now) - $t0" | bc
+  kill -TERM -- -"$pgid" 2>/dev/null || true
+  wait "$pgid" 2>/dev/null || true
+}
+virtiofsd_bin=$(command -v virtiofsd || ls /usr/libexec/virtiofsd /usr/lib/qemu/virtiofsd 2>/dev/null | head -1)
+
+# microvm.nix's QEMU runner (lib/runners/qemu.nix), rebuilt for this guest
+# on x86_64 with shares: `-M microvm` with pcie=on, usb=off, acpi=on,
+# rtc=on, mem-merge=on; -nodefaults -no-user-config -no-reboot;
+# virtio-rng-pci and i8042; memfd-backed memory for the shares (it adds
+# one for 9p too); the shares as virtio-9p-pci or vhost-user-fs-pci;
+# "earlyprintk=ttyS0 console=ttyS0 reboot=t panic=-1" before the guest's
+# own parameters. Under TCG, as on these machines: accel=tcg and -cpu max
+# (the runner's -cpu host needs KVM), pit and pic left on (pit=off,pic=off
+# hangs the kernel under TCG).
+microvm_nix() { # attr out log
+  local attr=$1 out=$2 log=$3 cmdline shares=()
+  cmdline=$(jq -r '.kernelParams | join(" ")' "$out/miniguest.json")
+  if [ "$attr" = vmfs ]; then
+    rm -f "$work"/mv-*.sock
+    "$virtiofsd_bin" --socket-path="$work/mv-store.sock" -o source=/nix/store >/dev/null 2>&1 &
+    "$virtiofsd_bin" --socket-path="$work/mv-boot.sock" -o source="$out/boot" >/dev/null 2>&1 &
+    while [ ! -S "$work/mv-store.sock" ] || [ ! -S "$work/mv-boot.sock" ]; do sleep 0.01; done
+    shares=(-chardev "socket,id=fs0,path=$work/mv-store.sock" -device vhost-user-fs-pci,chardev=fs0,tag=nix-store
+      -chardev "socket,id=fs1,path=$work/mv-boot.sock" -device vhost-user-fs-pci,chardev=fs1,tag=boot)
+  else
+    shares=(-fsdev local,id=fs0,path=/nix/store,security_model=none,readonly=on -device virtio-9p-pci,fsdev=fs0,mount_tag=nix-store
+      -fsdev "local,id=fs1,path=$out/boot,security_model=none,readonly=on" -device virtio-9p-pci,fsdev=fs1,mount_tag=boot)
+  fi
+  qemu-system-x86_64 -name "$attr" -M microvm,accel=tcg,acpi=on,mem-merge=on,pcie=on,rtc=on,usb=off \
+    -m 256 -smp 1 -nodefaults -no-user-config -no-reboot -kernel "$out/kernel" -initrd "$out/initrd" \
+    -serial "file:$log" -device virtio-rng-pci -cpu max -device i8042 \
+    -append "earlyprintk=ttyS0 console=ttyS0 reboot=t panic=-1 $cmdline" -nographic \
+    -numa node,memdev=mem -object memory-backend-memfd,id=mem,size=256M,share=on "${shares[@]}"
+}
+
+libvirt_boot() { # name log: create --define, start, to the marker; "total define start"
+  local name=$1 log=$2 t0 t1 t2 t
+  rm -f "$log"
+  t0=$(now)
+  "$mg" create "$name" --define --network none --console-log "$log" >/dev/null 2>&1
+  t1=$(now)
+  "$mg" start "$name" >/dev/null
+  t2=$(now)
+  wait_marker "$log" 120
+  t=$(echo "$(now) - $t0" | bc)
+  "$mg" stop --force "$name" >/dev/null
+  virsh -c qemu:///system undefine "$name" >/dev/null
+  echo "$t $(echo "$t1 - $t0" | bc) $(echo "$t2 - $t1" | bc)"
+}
+
+if want 2; then
+boot_rounds=$(( rounds > 5 ? rounds : 5 ))
+echo "== 2. boot to the guest's marker, median of $boot_rounds (TCG: $(grep -qE 'vmx|svm' /proc/cpuinfo && echo no || echo yes)); no network on any"
+export -f microvm_nix
+export work virtiofsd_bin
 for attr in vm9p vmfs; do
   name="bench-$attr"
   "$mg" install -n "$name" "path:$work/flake#$attr" >/dev/null
   out=$(readlink -f "$work/guests/$name")
-  cmdline=$(jq -r '.kernelParams | join(" ")' "$out/miniguest.json")
-  lv=(); bare=()
-  for i in $(seq "$rounds"); do
-    log="$work/$name-lv-$i.log"
-    t0=$(now)
-    "$mg" create "$name" --define --console-log "$log" 2>/dev/null
-    virsh -c qemu:///system start "$name" >/dev/null
-    wait_marker "$log" 120
-    lv+=("$(echo "$(now) - $t0" | bc)")
-    while ! virsh -c qemu:///system domstate "$name" | grep -q 'shut off'; do sleep 0.1; done
-    virsh -c qemu:///system undefine "$name" >/dev/null
-
-    log="$work/$name-bare-$i.log"
-    shares=()
-    t0=$(now)
-    if [ "$attr" = vmfs ]; then
-      for tag in nix-store boot; do
-        src=/nix/store; [ $tag = boot ] && src="$out/boot"
-        /usr/lib/qemu/virtiofsd --socket-path="$work/$tag.sock" -o source="$src" 2>/dev/null &
-      done
-      while [ ! -S "$work/nix-store.sock" ] || [ ! -S "$work/boot.sock" ]; do sleep 0.01; done
-      shares=(-object memory-backend-memfd,id=mem,size=256M,share=on -numa node,memdev=mem
-        -chardev socket,id=a,path="$work/nix-store.sock" -device vhost-user-fs-pci,chardev=a,tag=nix-store
-        -chardev socket,id=b,path="$work/boot.sock" -device vhost-user-fs-pci,chardev=b,tag=boot)
-    else
-      shares=(-virtfs local,path=/nix/store,mount_tag=nix-store,security_model=none,readonly=on
-        -virtfs "local,path=$out/boot,mount_tag=boot,security_model=none,readonly=on")
-    fi
-    qemu-system-x86_64 -accel tcg -m 256 -kernel "$out/kernel" -initrd "$out/initrd" \
-      -append "$cmdline" -display none -no-reboot -nic none -serial "file:$log" "${shares[@]}" &
-    qemu=$!
-    wait_marker "$log" 120
-    bare+=("$(echo "$(now) - $t0" | bc)")
-    wait "$qemu" || true
-    rm -f "$work"/*.sock
+  base=(); run=(); lv=(); lv_define=(); lv_start=()
+  for i in $(seq "$boot_rounds"); do
+    base+=("$(time_to_marker "$work/base.log" bash -c 'microvm_nix "$0" "$1" "$2"' "$attr" "$out" "$work/base.log")")
+    run+=("$(time_to_marker "$work/run.log" "$mg" run "$name" --network none --console-log "$work/run.log")")
+    read -r total define start < <(libvirt_boot "$name" "$work/lv.log")
+    lv+=("$total"); lv_define+=("$define"); lv_start+=("$start")
   done
-  l=$(printf '%s\n' "${lv[@]}" | median); b=$(printf '%s\n' "${bare[@]}" | median)
-  printf '%-8s libvirt %6.2f s   bare qemu %6.2f s   ratio %.2f\n' "$attr" "$l" "$b" "$(echo "$l / $b" | bc -l)"
+  b=$(printf '%s\n' "${base[@]}" | median)
+  r=$(printf '%s\n' "${run[@]}" | median)
+  l=$(printf '%s\n' "${lv[@]}" | median)
+  printf '%-5s microvm.nix shape %5.2f s | miniguest run %5.2f s, ratio %.3f (target <= 1.00) | create --define + start %5.2f s, ratio %.3f (target <= 1.05)\n' \
+    "$attr" "$b" "$r" "$(echo "$r / $b" | bc -l)" "$l" "$(echo "$l / $b" | bc -l)"
+  printf '      libvirt steps: create --define %4.0f ms, start %4.0f ms (libvirtd starting QEMU), then the boot\n' \
+    "$(echo "$(printf '%s\n' "${lv_define[@]}" | median) * 1000" | bc)" "$(echo "$(printf '%s\n' "${lv_start[@]}" | median) * 1000" | bc)"
 done
 
 "$mg" install -n bench-ct "path:$work/flake#ct" >/dev/null
@@ -98,6 +144,9 @@ done
 printf 'lxc      start to marker and exit %6.3f s\n' "$(printf '%s\n' "${lxc[@]}" | median)"
 printf 'nspawn   start to marker and exit %6.3f s\n' "$(printf '%s\n' "${nsp[@]}" | median)"
 
+fi
+
+if want 3; then
 echo "== 3. footprint: 50 guests sharing one closure"
 before=$(mktemp); after=$(mktemp)
 ls /nix/store | sort > "$before"
@@ -118,6 +167,9 @@ printf 'added per guest %d bytes (store %d + links %d over 50)\n' "$per_guest" "
 printf 'one guest closure %d bytes = a raw disk image at least that size\n' "$closure"
 printf 'ratio per guest / raw image %.4f\n' "$(echo "$per_guest / $closure" | bc -l)"
 
+fi
+
+if want 4; then
 echo "== 4. status of 50 defined guests (median of $rounds)"
 vms=(); cts=()
 for i in $(seq 50); do
@@ -142,3 +194,4 @@ for set in libvirt lxc; do
   printf '%-8s miniguest status %5.0f ms (target < 300)   %s listing %5.0f ms   ratio %.2f\n' \
     "$set" "$(echo "$o * 1000" | bc)" "$([ $set = libvirt ] && echo virsh || echo lxc-ls)" "$(echo "$t * 1000" | bc)" "$(echo "$o / $t" | bc -l)"
 done
+fi
