@@ -185,14 +185,21 @@ impl Backend for Libvirt {
         if self.state(name)? != State::Running {
             return Ok(());
         }
-        self.act(
+        let asked = self.act(
             if force {
                 Action::Destroy
             } else {
                 Action::Shutdown
             },
             name,
-        )?;
+        );
+        // A guest that powered off between the question and the request
+        // has stopped, which is what was asked.
+        if let Err(e) = asked {
+            if self.state(name)? == State::Running {
+                return Err(e);
+            }
+        }
         super::wait_until_stopped(self, name, timeout)
     }
 
