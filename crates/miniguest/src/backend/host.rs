@@ -30,6 +30,25 @@ pub fn default_virt_type() -> VirtType {
     }
 }
 
+/// QEMU's qboot firmware (`qboot.rom`), where the installed QEMU has it:
+/// beside its other firmware, found from the `qemu-system-*` in PATH or in
+/// the usual data directories.
+pub fn qboot() -> Option<PathBuf> {
+    let beside_qemu = find_program(&super::qemu::invocation::qemu_binary(), &[])
+        .and_then(|q| q.canonicalize().ok())
+        .and_then(|q| Some(q.parent()?.parent()?.join("share/qemu/qboot.rom")));
+    beside_qemu
+        .into_iter()
+        .chain(
+            [
+                "/usr/share/qemu/qboot.rom",
+                "/usr/share/qemu-firmware/qboot.rom",
+            ]
+            .map(PathBuf::from),
+        )
+        .find(|p| p.is_file())
+}
+
 /// This program, told the directories of `layout`, running its `hook`
 /// subcommand: what hypervisors run when a guest starts or stops.
 pub fn hook_command(layout: &Layout) -> Result<String> {

@@ -62,6 +62,9 @@ pub struct GuestSpec {
     /// `miniguest-virtiofsd`, when installed: what serves read-only
     /// virtiofs shares.
     pub read_only_virtiofsd: Option<PathBuf>,
+    /// QEMU's qboot firmware, when installed: a direct kernel boot on the
+    /// pc machine reaches the kernel sooner with it than with SeaBIOS.
+    pub qboot: Option<PathBuf>,
     /// A shell command a hypervisor runs as `COMMAND started|stopped NAME …`
     /// when the guest starts and after it stops, so that what it booted is
     /// kept as a GC root however it was started (`miniguest … hook`).
@@ -121,6 +124,7 @@ impl GuestSpec {
             volume_dir: PathBuf::from("/var/lib/miniguest").join(name.as_str()),
             console_log: None,
             read_only_virtiofsd: helper_program("miniguest-virtiofsd"),
+            qboot: super::host::qboot(),
             hook: None,
             manifest,
             name,
@@ -248,6 +252,11 @@ impl GuestSpecBuilder {
 
     pub fn read_only_virtiofsd(mut self, program: Option<PathBuf>) -> Self {
         self.0.read_only_virtiofsd = program;
+        self
+    }
+
+    pub fn qboot(mut self, firmware: Option<PathBuf>) -> Self {
+        self.0.qboot = firmware;
         self
     }
 

@@ -18,6 +18,8 @@ pub struct Domain {
     pub vcpus: u32,
     /// Shared, memfd-backed memory, which virtiofs needs.
     pub shared_memory: bool,
+    /// The firmware that boots the kernel (qboot), or libvirt's default.
+    pub loader: Option<String>,
     pub kernel: String,
     pub initrd: String,
     pub cmdline: String,
@@ -62,8 +64,9 @@ pub const OS_VARIANT: &str = "nixos-unstable";
 
 /// The machine type, pinned so that the XML and the virt-install command
 /// give the same one (virt-install would pick q35 on x86_64): pc, which
-/// boots the stand-in faster than q35 under libvirt here; libvirt 9.0 has
-/// no microvm ("No PCI buses available"). See the README's benchmarks.
+/// boots the stand-in faster than q35 under libvirt here (with qboot
+/// rather than SeaBIOS, faster still); libvirt 9.0 has no microvm ("No
+/// PCI buses available"). See the README's boot shape.
 fn default_machine() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" | "x86" => "pc",
@@ -145,6 +148,14 @@ impl Domain {
             memory_mib: spec.memory_mib,
             vcpus: spec.vcpus,
             shared_memory: driver == ShareFs::Virtiofs,
+            // qboot on the pc machine; others keep their own firmware.
+            loader: match (
+                &spec.qboot,
+                spec.machine.is_none() && default_machine() == "pc",
+            ) {
+                (Some(qboot), true) => Some(path_str(qboot)?.to_owned()),
+                _ => None,
+            },
             kernel: path_str(&spec.kernel())?.to_owned(),
             initrd: path_str(&spec.initrd())?.to_owned(),
             cmdline: spec.cmdline(),

@@ -58,7 +58,11 @@ pub fn argv(d: &Domain, uri: &str) -> Result<Vec<String>, Unquotable> {
         "none".into(),
         "--boot".into(),
         format!(
-            "kernel={},initrd={},kernel_args={}",
+            "{}kernel={},initrd={},kernel_args={}",
+            match &d.loader {
+                Some(loader) => format!("loader={},loader.type=rom,", vi(loader)?),
+                None => String::new(),
+            },
             vi(&d.kernel)?,
             vi(&d.initrd)?,
             vi(&d.cmdline)?

@@ -33,6 +33,9 @@ pub fn render(d: &Domain) -> Result<String> {
     }
     x.open("os", &[])?;
     x.text("type", &[("arch", d.arch), ("machine", &d.machine)], "hvm")?;
+    if let Some(loader) = &d.loader {
+        x.text("loader", &[("type", "rom")], loader)?;
+    }
     x.text("kernel", &[], &d.kernel)?;
     x.text("initrd", &[], &d.initrd)?;
     x.text("cmdline", &[], &d.cmdline)?;
