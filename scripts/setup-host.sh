@@ -107,4 +107,22 @@ if [ ! -f "$kdir/vmlinuz" ]; then
   rm -rf "$kdir" && mv "$kdir.new" "$kdir"
   rm -rf "$tmp"
 fi
+# The stand-in guest's QEMU guest agent: Debian's qemu-guest-agent from the
+# release QEMU came from, unpacked rather than installed (a host needs no
+# agent of its own). standin-flake.sh copies it with its libraries.
+ga=/var/cache/miniguest-test/qemu-ga
+ga_version=$(dpkg-query -W -f '${Version}' qemu-system-x86)
+if [ "$(cat "$ga/version" 2>/dev/null)" != "$ga_version" ]; then
+  tmp=$(mktemp -d)
+  if [ "$qemu_suite" = bookworm ]; then
+    (cd "$tmp" && { apt-get download "qemu-guest-agent=$ga_version" || { apt-get update -q && apt-get download "qemu-guest-agent=$ga_version"; }; })
+  else
+    (cd "$tmp" && private_apt "$qemu_suite" -q=2 download "qemu-guest-agent=$ga_version")
+  fi
+  rm -rf "$ga.new" && mkdir -p "$ga.new"
+  dpkg-deb -x "$tmp"/qemu-guest-agent_*.deb "$ga.new/root"
+  echo "$ga_version" > "$ga.new/version"
+  rm -rf "$ga" && mv "$ga.new" "$ga"
+  rm -rf "$tmp"
+fi
 echo "setup-host: ready"

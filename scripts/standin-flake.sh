@@ -5,6 +5,9 @@
 # model's toplevel boots: Debian's kernel (unpacked by setup-host.sh), the
 # host's static busybox and the kernel modules stage 1 loads, with their
 # dependencies. Used by the demo and by the boot tests.
+# Also Debian's qemu-ga (unpacked by setup-host.sh) with the host
+# libraries it links and their loader, for the stand-in's
+# services.qemuGuest.
 # Usage: standin-flake.sh DIR [VERSION]
 set -euo pipefail
 # shellcheck source=scripts/nix-env.sh
@@ -32,7 +35,9 @@ mkdir -p "$out"
 : > "$out/modules.dep"
 # The contract's share and disk modules, and ext4 (with its checksum) for
 # volumes.
-wanted="ext4 crc32c_generic $(nix-instantiate --eval --strict --json "$root/nix/lib/contract.nix" -A initrdModules \
+# button and evdev: the power button's events, for the stand-in's acpid.
+wanted="ext4 crc32c_generic button evdev $(nix-instantiate --eval --strict --json "$root/nix/lib/contract.nix" -A initrdModules \
+  | tr -c 'A-Za-z0-9_\n' ' ') $(nix-instantiate --eval --strict --json "$root/nix/lib/contract.nix" -A agentModules \
   | tr -c 'A-Za-z0-9_\n' ' ')"
 # modules.dep lines list a module's whole dependency closure.
 files_wanted=$(for m in $wanted; do
@@ -42,4 +47,11 @@ for f in $files_wanted; do
   mkdir -p "$out/$(dirname "$f")"
   cp "$modules/$f" "$out/$f"
   grep -E "^$f:" "$modules/modules.dep" >> "$out/modules.dep"
+done
+
+ga_root=${MINIGUEST_TEST_QEMU_GA:-/var/cache/miniguest-test/qemu-ga/root}
+mkdir -p "$files/qemu-ga/lib"
+cp "$ga_root/usr/sbin/qemu-ga" "$files/qemu-ga/qemu-ga"
+for lib in $(ldd "$ga_root/usr/sbin/qemu-ga" | awk '/=>/ {print $3} /ld-linux/ {print $1}'); do
+  cp -L "$lib" "$files/qemu-ga/lib/"
 done

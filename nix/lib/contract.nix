@@ -36,6 +36,13 @@ rec {
     virtiofs = [ "virtio_pci" "virtiofs" "virtio_blk" "virtio_net" ];
   };
 
+  # What a VM guest's initrd loads for the QEMU guest agent's port.
+  agentModules = [ "virtio_console" ];
+  # The port's name, which qemu-ga opens.
+  agentPort = "org.qemu.guest_agent.0";
+  # NixOS's word on its boot: running, degraded, or not yet.
+  defaultReadyCommand = [ "systemctl" "is-system-running" "--wait" ];
+
   # Mount options for the shares. Only the read-only store also gets
   # storeMountOptions (cache=loose): a writable share cached loosely would
   # show the guest stale data.
@@ -145,6 +152,9 @@ rec {
           readOnly = shares.${tag}.readOnly or false;
         })
         (builtins.attrNames shares);
+      agent = get "agent" false;
+      readyCommand = get "readyCommand" null;
+      toplevel = get "toplevel" null;
       # null: the backend's default network; [ ]: none.
       interfaces =
         let ifs = get "interfaces" null; in

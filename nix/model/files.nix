@@ -1,7 +1,8 @@
 # What the stand-in guest boots, when the test harness has put it beside the
-# model (scripts/standin-flake.sh does): Debian's kernel, a static busybox
-# and the kernel modules stage 1 loads. Without them the model still
-# evaluates; only building a guest's toplevel needs them.
+# model (scripts/standin-flake.sh does): Debian's kernel, a static busybox,
+# the kernel modules stage 1 loads, and Debian's qemu-ga with its
+# libraries. Without them the model still evaluates; only building a
+# guest's toplevel needs them.
 let
   dir = ./files;
   missing = name: builtins.toFile "missing-${name}" "run scripts/standin-flake.sh to provide the stand-in's ${name}";
@@ -11,4 +12,5 @@ in
   kernel = pick "vmlinuz";
   busybox = pick "busybox";
   modules = pick "modules";
+  qemuGa = pick "qemu-ga";
 }

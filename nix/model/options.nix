@@ -6,7 +6,7 @@
 # options). Only what the modules touch is declared: a module that sets
 # anything else fails here as it would not on NixOS, so the list is kept
 # complete by the tests that evaluate the modules.
-{ lib, config, options, ... }:
+{ lib, config, options, pkgs, ... }:
 let
   inherit (lib) mkOption types;
   utils = import ./utils.nix { inherit lib; };
@@ -165,6 +165,11 @@ in
 
     nix.package = mkOption { type = types.package; };
     services.getty.autologinUser = mkOption { type = types.nullOr types.str; default = null; };
+    # nixos/modules/virtualisation/qemu-guest-agent.nix
+    services.qemuGuest = {
+      enable = mkOption { type = types.bool; default = false; };
+      package = mkOption { type = types.package; default = pkgs.qemu_kvm.ga; };
+    };
     virtualisation.libvirtd.enable = mkOption { type = types.bool; default = false; };
     virtualisation.lxc.enable = mkOption { type = types.bool; default = false; };
 

@@ -41,10 +41,24 @@ let
     '';
 
     # The stand-in's "kernel package" and tools.
+    # With a link for each applet, as a NixOS system's sw/bin has each
+    # program: commands run in the guest (`miniguest exec`) find them.
     busybox = self.runCommand "busybox" { } ''
       mkdir -p $out/bin
       cp ${files.busybox} $out/bin/busybox
-      ln -s busybox $out/bin/sh
+      for applet in $($out/bin/busybox --list); do
+        [ -e "$out/bin/$applet" ] || ln -s busybox "$out/bin/$applet"
+      done
+    '';
+    # QEMU's guest agent, as nixpkgs' qemu_kvm.ga: the real qemu-ga, with
+    # the libraries it was linked against and their loader beside it.
+    qemu_kvm.ga = self.runCommand "qemu-ga" { } ''
+      mkdir -p $out/bin
+      cp -r ${files.qemuGa}/lib $out/lib
+      cp ${files.qemuGa}/qemu-ga $out/lib/qemu-ga
+      printf '#!${self.busybox}/bin/sh\nexec %s --library-path %s %s "$@"\n' \
+        "$out/lib/ld-linux-x86-64.so.2" "$out/lib" "$out/lib/qemu-ga" > $out/bin/qemu-ga
+      chmod +x $out/bin/qemu-ga
     '';
     standinKernel = self.runCommand "linux-standin" { } "cp ${files.kernel} $out";
     standinModules = files.modules;

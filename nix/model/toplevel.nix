@@ -20,6 +20,7 @@
 #   /mnt-root, in the order NixOS sorts them (utils.fsBefore).
 { config, lib, pkgs, utils, ... }:
 let
+  contract = import ../lib/contract.nix;
   inherit (utils) fsNeededForBoot;
 
   q = lib.escapeShellArg;
@@ -132,8 +133,10 @@ let
     mount -t sysfs sysfs /sys
     mount -t devtmpfs devtmpfs /dev
     modprobe -a ${lib.concatStringsSep " " config.boot.initrd.kernelModules} || fail "cannot load boot.initrd.kernelModules"
-    # What udev's coldplug and the file systems would load.
-    for m in ${lib.concatStringsSep " " (config.boot.initrd.availableKernelModules ++ fsModules)}; do modprobe "$m" 2>/dev/null || true; done
+    # What udev's coldplug and the file systems would load; and what
+    # stage 2's udev would (the power button and its input events: the
+    # stand-in's stage 2 has no modules of its own).
+    for m in ${lib.concatStringsSep " " (config.boot.initrd.availableKernelModules ++ fsModules)} button evdev; do modprobe "$m" 2>/dev/null || true; done
     ${resolveDevice}
     init=
     for p in $(cat /proc/cmdline); do case "$p" in init=*) init=''${p#init=} ;; esac; done
@@ -162,11 +165,41 @@ let
     (cd $root && find . | cpio -o -H newc --quiet) | gzip -1 > $out
   '';
 
+  label = config.system.nixos.label;
+  # What the stand-in says when asked whether its boot has finished (its
+  # readiness command reads /run/standin-state): a label with "never" in
+  # it never finishes, one with "degraded" finishes degraded, others run.
+  readyState = if lib.hasInfix "never" label then "starting"
+    else if lib.hasInfix "degraded" label then "degraded"
+    else "running";
+  agent = config.services.qemuGuest.enable && !config.boot.isContainer;
+  ga = config.services.qemuGuest.package;
+
+  # NixOS's toplevel's switch-to-configuration, for the stand-in: makes this
+  # system /run/current-system and says so, and the guest then reports
+  # this system's readiness.
+  switchToConfiguration = pkgs.writeScript "switch-to-configuration" ''
+    #!${busybox}/bin/sh
+    export PATH=${busybox}/bin
+    case "$1" in switch|test) ;; *) echo "usage: $0 switch|test" >&2; exit 1 ;; esac
+    toplevel=$(dirname "$(dirname "$0")")
+    echo starting > /run/standin-state
+    ln -sfn "$toplevel" /run/current-system
+    echo "STANDIN-SWITCHED version=${label}"
+    echo "STANDIN-SWITCHED version=${label}" > /dev/console 2>/dev/null || true
+    echo ${readyState} > /run/standin-state
+  '';
+
   stage2 = pkgs.writeScript "stage-2-init" ''
     #!${busybox}/bin/sh
     export PATH=${busybox}/bin
     fail() { echo "stage 2: $1"; }
     ${resolveDevice}
+    # As NixOS's stage 2: the system it runs is /run/current-system (the
+    # toplevel whose init /boot/init is).
+    mkdir -p /run
+    echo starting > /run/standin-state
+    ln -sfn "$(dirname "$(readlink /boot/init)")" /run/current-system
     ${lib.optionalString (!config.boot.isContainer) (mountAll "" laterFileSystems)}
     writable() {
       if touch "$1/.miniguest-probe" 2>/dev/null; then rm -f "$1/.miniguest-probe"; echo yes; else echo no; fi
@@ -178,6 +211,18 @@ let
       ip link set eth0 up
       ip addr add 10.0.2.15/24 dev eth0 2>/dev/null
     fi
+    ${lib.optionalString agent ''
+      # services.qemuGuest: the real qemu-ga on its virtio-serial port.
+      for p in /sys/class/virtio-ports/*; do
+        [ "$(cat "$p/name" 2>/dev/null)" = ${contract.agentPort} ] && port=/dev/''${p##*/}
+      done
+      if [ -n "''${port:-}" ]; then
+        mkdir -p /run/qga
+        ${ga}/bin/qemu-ga -m virtio-serial -p "$port" -t /run/qga &
+      else
+        echo "stage 2: no ${contract.agentPort} port"
+      fi
+    ''}
     echo "STANDIN-BOOTED name=${config.networking.hostName} version=${config.system.nixos.label}"
     store=$(writable /nix/store)
     boot=$(writable /boot)
@@ -200,6 +245,15 @@ let
     echo "STANDIN-STATE disks=$disks state-writable=$state var=''${var:-none} mem-kib=$mem"
     echo "STANDIN-CHECK store-writable=$store boot-writable=$boot store-writable-after-remount=$remount remount-rw=$remount_rw store-owner=$store_owner boot-owner=$boot_owner"
     echo "STANDIN-DONE"
+    echo ${readyState} > /run/standin-state
+    ${lib.optionalString (lib.elem "standin.stay" config.boot.kernelParams && !config.boot.isContainer) ''
+      # A clean shutdown on ACPI's power button, as systemd-logind gives a
+      # NixOS VM (libvirt's `shutdown`).
+      mkdir -p /run/acpi/PWRF
+      printf '#!${busybox}/bin/sh\necho STANDIN-STOPPING\npoweroff -f\n' > /run/acpi/PWRF/00000080
+      chmod +x /run/acpi/PWRF/00000080
+      acpid -f -c /run/acpi -l /dev/null -p /run/acpid.pid &
+    ''}
     ${lib.optionalString (lib.elem "standin.stay" config.boot.kernelParams) ''
       # Keep running until asked to stop (LXC sends SIGPWR to init), and
       # answer on port 22.
@@ -224,11 +278,14 @@ in
     system.name = lib.mkDefault (if config.networking.hostName == "" then "unnamed" else config.networking.hostName);
     nix.package = lib.mkDefault pkgs.nix;
     system.build.toplevel = checked (pkgs.runCommand "nixos-system-${config.system.name}-${config.system.nixos.label}" { } ''
-      mkdir -p $out
+      mkdir -p $out/bin $out/sw
       ln -s ${stage2} $out/init
       ln -s ${pkgs.standinKernel} $out/kernel
       ln -s ${initrd} $out/initrd
       echo -n ${q (lib.concatStringsSep " " config.boot.kernelParams)} > $out/kernel-params
+      echo -n ${q label} > $out/nixos-version
+      ln -s ${switchToConfiguration} $out/bin/switch-to-configuration
+      ln -s ${busybox}/bin $out/sw/bin
     '');
   };
 }

@@ -55,13 +55,18 @@ pub enum Command {
     /// Boot an installed guest with QEMU, console on this terminal
     Run(RunArgs),
     /// Start a defined guest through the backend it was defined in
-    Start(NameArg),
+    Start(StartArgs),
     /// Shut a guest down cleanly and wait (--force kills it)
     Stop(StopArgs),
     /// Stop a guest, then start it from its profile's current generation
     Restart(RestartArgs),
     /// Which guests run, what they booted, and which need a restart
     Status(StatusArgs),
+    /// Run a command in a running guest; its output and exit status are
+    /// this command's
+    Exec(ExecArgs),
+    /// Attach this terminal to a running guest's console
+    Console(NameArg),
     /// Print a shell completion script
     Completions(CompletionsArgs),
     /// Print the man page (roff)
@@ -155,6 +160,19 @@ pub struct UpgradeArgs {
     /// Restart upgraded guests that run and need it
     #[arg(long)]
     pub restart: bool,
+    /// Apply the new generation inside running guests without a reboot
+    /// when only stage 2 changed (switch-to-configuration switch); restart
+    /// them otherwise
+    #[arg(long)]
+    pub switch: bool,
+    /// With --switch: refuse an upgrade that would need a restart, saying
+    /// what stands in the way
+    #[arg(long, requires = "switch")]
+    pub no_restart: bool,
+    /// With --switch or --restart: wait until the guest is ready, and roll
+    /// it back (profile and guest) if it is not
+    #[command(flatten)]
+    pub wait: WaitArg,
     #[command(flatten)]
     pub nix: NixFlags,
 }
@@ -228,6 +246,48 @@ pub struct RestartArgs {
     /// Only if it runs and booted something else than its current generation
     #[arg(long)]
     pub if_needed: bool,
+    #[command(flatten)]
+    pub wait: WaitArg,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    #[arg(add = ArgValueCompleter::new(guest_names))]
+    pub name: String,
+    #[command(flatten)]
+    pub wait: WaitArg,
+}
+
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct WaitArg {
+    /// Wait until the guest says its boot has finished (its readiness
+    /// command answers `running`), at most SECS (default 120); fail if it
+    /// does not
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "120", require_equals = true)]
+    pub wait: Option<u64>,
+}
+
+impl WaitArg {
+    pub fn limit(&self) -> Option<std::time::Duration> {
+        self.wait.map(std::time::Duration::from_secs)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[arg(add = ArgValueCompleter::new(guest_names))]
+    pub name: String,
+    /// Give up after SECS (the command goes on in the guest)
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// The command and its arguments (looked up in the guest's PATH)
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

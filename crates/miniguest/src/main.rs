@@ -18,6 +18,9 @@ fn main() {
         .without_time()
         .init();
     if let Err(e) = miniguest::commands::run(cli) {
+        if let Some(miniguest::commands::ExitStatus(code)) = e.downcast_ref() {
+            std::process::exit(*code);
+        }
         // One line: the chain of causes, outermost first.
         eprintln!("error: {e:#}");
         std::process::exit(1);

@@ -13,8 +13,11 @@ let
   platform = pkgs.stdenv.hostPlatform;
 
   userGaveInit = lib.any (p: lib.hasPrefix "init=" p) config.boot.kernelParams;
+  agent = isVm && cfg.guestAgent.enable;
   manifest = contract.mkManifest {
-    inherit (cfg) guestType memoryMiB vcpus interfaces;
+    inherit (cfg) guestType memoryMiB vcpus interfaces readyCommand;
+    inherit agent;
+    toplevel = "${config.system.build.toplevel}";
     qemu.fsType = fs;
     # With direct kernel boot the hypervisor passes these; stage 1 then runs
     # the guest's stage 2 from the boot share.
@@ -93,6 +96,12 @@ in
       }) (lib.filterAttrs (_: v: contract.valid.mountPoint v.mountPoint) cfg.volumes)
       // lib.mapAttrs' (tag: s: lib.nameValuePair s.mountPoint (shareFileSystem { inherit tag; inherit (s) readOnly; }))
         (lib.filterAttrs (_: s: contract.valid.mountPoint s.mountPoint) cfg.shares);
+    })
+
+    (mkIf agent {
+      services.qemuGuest.enable = lib.mkDefault true;
+      # Its port, before stage 2 needs it.
+      boot.initrd.kernelModules = contract.agentModules;
     })
 
     (mkIf (!isVm) {

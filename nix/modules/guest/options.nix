@@ -22,6 +22,27 @@ in
       description = "How VM guests receive the host's store and their boot directory.";
     };
 
+    guestAgent.enable = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        Run the QEMU guest agent in a VM guest (`services.qemuGuest`), so
+        that `miniguest exec`, readiness and `upgrade --switch` reach it.
+        Containers need none: the host enters them directly.
+      '';
+    };
+
+    readyCommand = mkOption {
+      type = types.nonEmptyListOf types.str;
+      default = contract.defaultReadyCommand;
+      description = ''
+        The command, run in the guest, whose first word says whether its
+        boot has finished: `running` (ready), `degraded` (booted, with a
+        failed unit), anything else for not yet. `miniguest start --wait`,
+        `status` and checked upgrades ask it.
+      '';
+    };
+
     memoryMiB = mkOption {
       type = types.ints.positive;
       default = contract.defaults.memoryMiB;

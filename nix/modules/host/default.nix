@@ -44,7 +44,9 @@ let
     in
     lib.escapeShellArgs argv
     + lib.optionalString guest.restartIfChanged
-      "\n${lib.escapeShellArgs [ "miniguest" "restart" "--if-needed" name ]}";
+      "\n${lib.escapeShellArgs ([ "miniguest" "restart" "--if-needed" ]
+        ++ lib.optional (guest.waitReady != null) "--wait=${toString guest.waitReady}"
+        ++ [ name ])}";
 
   defaultRange = { count = 65536; };
 in

@@ -62,6 +62,18 @@ in
             restarts changed containers).
           '';
         };
+        waitReady = mkOption {
+          type = types.nullOr types.ints.positive;
+          default = null;
+          example = 120;
+          description = ''
+            With restartIfChanged: after restarting the guest, wait this many
+            seconds for it to say its boot has finished
+            (`boot.miniguest.readyCommand`), and fail the activation's unit if
+            it does not, so that `nixos-rebuild switch` reports it (and
+            `nixos-rebuild switch --rollback` brings the old guest back).
+          '';
+        };
         autostart = mkOption {
           type = types.bool;
           default = false;

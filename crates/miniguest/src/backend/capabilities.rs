@@ -24,6 +24,9 @@ pub struct Capabilities {
     /// Whether user-mode interfaces may forward host ports.
     pub port_forwards: bool,
     pub volumes: VolumeForm,
+    /// Whether commands reach the guest only through its QEMU guest agent
+    /// (VMs), rather than through the host's own view of it (containers).
+    pub exec_through_agent: bool,
 }
 
 impl Capabilities {

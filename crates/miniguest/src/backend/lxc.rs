@@ -12,8 +12,9 @@ use anyhow::{Context, Result};
 use super::capabilities::{Capabilities, VolumeForm};
 use super::container::idmap::IdMap;
 use super::container::{self, idmapped};
+use super::exec::{run_local, ExecIo, ExecOutcome, ExecRequest};
 use super::host::{find_program, path_str, run_checked};
-use super::{Backend, Change, GuestSpec, Kind, Policy, SiteOptions, State};
+use super::{Backend, Change, Console, GuestSpec, Kind, Policy, SiteOptions, State};
 use crate::contract::{files, GuestType, InterfaceType, Link};
 use crate::formats::lxc::LxcConfig;
 use crate::guest::GuestName;
@@ -23,6 +24,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     links: &[InterfaceType::Bridge],
     port_forwards: false,
     volumes: VolumeForm::Directory,
+    exec_through_agent: false,
 };
 
 /// Where LXC keeps containers (`lxc-create -P`).
@@ -368,6 +370,38 @@ impl Backend for Lxc {
                 State::Stopped
             },
         )
+    }
+
+    /// `lxc-attach`, in the container's namespaces, with the guest's
+    /// environment rather than this one's.
+    fn exec(&self, name: &GuestName, request: &ExecRequest, io: ExecIo) -> Result<ExecOutcome> {
+        let mut cmd = Command::new("lxc-attach");
+        cmd.arg("-P")
+            .arg(&self.at.lxcpath)
+            .args(["-n", name.as_str(), "--clear-env"]);
+        for var in request.env() {
+            cmd.args(["--set-var", &var]);
+        }
+        if io == ExecIo::Inherit {
+            cmd.args(["--keep-var", "TERM"]);
+        }
+        cmd.arg("--").args(&request.argv);
+        run_local(cmd, request, io)
+    }
+
+    fn console(&self, name: &GuestName) -> Result<Console> {
+        Ok(Console {
+            argv: vec![
+                "lxc-console".into(),
+                "-P".into(),
+                path_str(&self.at.lxcpath)?.into(),
+                "-n".into(),
+                name.to_string(),
+                "-t".into(),
+                "0".into(),
+            ],
+            detach: "Ctrl+a q",
+        })
     }
 
     /// One `lxc-ls` for all: `status` asks about many containers.

@@ -9,8 +9,10 @@
 //! `lxc.rs`, `nspawn.rs`). This module lists them once (`Kind`, `Location`),
 //! says what they have in common (`Backend`) and opens one.
 
+pub mod agent;
 pub mod capabilities;
 pub mod container;
+pub mod exec;
 pub mod exposure;
 pub mod host;
 pub mod libvirt;
@@ -31,6 +33,7 @@ pub use spec::{GuestSpec, SpecOptions, VirtType};
 
 use crate::contract::{GuestType, Interface};
 use crate::guest::GuestName;
+use exec::{ExecIo, ExecOutcome, ExecRequest};
 
 /// Every backend, listed once: the CLI's `-t`, the placement record and
 /// the host module's `backend` option (whose list `nix/lib/contract.nix`
@@ -321,6 +324,24 @@ pub trait Backend {
     fn states(&self, names: &[GuestName]) -> Result<Vec<State>> {
         names.iter().map(|n| self.state(n)).collect()
     }
+
+    /// Runs a command in the running guest, through the hypervisor's own
+    /// channel into it.
+    fn exec(&self, _name: &GuestName, _request: &ExecRequest, _io: ExecIo) -> Result<ExecOutcome> {
+        Err(unsupported(self.kind(), "has no channel into its guests"))
+    }
+
+    /// The command that attaches this terminal to the guest's console.
+    fn console(&self, _name: &GuestName) -> Result<Console> {
+        Err(unsupported(self.kind(), "has no console to attach to"))
+    }
+}
+
+/// A console to attach to: the hypervisor's own command, and how to leave
+/// it.
+pub struct Console {
+    pub argv: Vec<String>,
+    pub detach: &'static str,
 }
 
 /// Polls until the guest has stopped, at most `timeout`.

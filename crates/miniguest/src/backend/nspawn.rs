@@ -14,8 +14,9 @@ use anyhow::{bail, Context, Result};
 use super::capabilities::{Capabilities, VolumeForm};
 use super::container::idmap::IdMap;
 use super::container::{self, idmapped};
+use super::exec::{run_local, ExecIo, ExecOutcome, ExecRequest};
 use super::host::{path_str, run_checked};
-use super::{Backend, Change, GuestSpec, Kind, Policy, SiteOptions, State};
+use super::{Backend, Change, Console, GuestSpec, Kind, Policy, SiteOptions, State};
 use crate::contract::{files, GuestType, InterfaceType, Link};
 use crate::formats::unit::{command_line, UnitFile};
 use crate::guest::GuestName;
@@ -25,6 +26,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     links: &[InterfaceType::Bridge],
     port_forwards: false,
     volumes: VolumeForm::Directory,
+    exec_through_agent: false,
 };
 
 /// Where a defined nspawn machine's files go.
@@ -384,6 +386,38 @@ impl Backend for Nspawn {
         }
         self.checked(if force { "terminate" } else { "poweroff" }, name)?;
         super::wait_until_stopped(self, name, timeout)
+    }
+
+    /// The machine's leader, as machined knows it, entered with nsenter
+    /// (all its namespaces), the command given the guest's environment.
+    fn exec(&self, name: &GuestName, request: &ExecRequest, io: ExecIo) -> Result<ExecOutcome> {
+        let out = Command::new("machinectl")
+            .args(["show", name.as_str(), "--property=Leader", "--value"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .context("cannot run machinectl")?;
+        let leader = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if !out.status.success() || leader.is_empty() {
+            bail!("machined knows no running machine {name}: is it started with machinectl?");
+        }
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["-t", &leader, "-a", "--"])
+            .args(&request.argv)
+            .env_clear()
+            .envs(request.env().iter().filter_map(|v| v.split_once('=')));
+        if io == ExecIo::Inherit {
+            if let Ok(term) = std::env::var("TERM") {
+                cmd.env("TERM", term);
+            }
+        }
+        run_local(cmd, request, io)
+    }
+
+    fn console(&self, name: &GuestName) -> Result<Console> {
+        Ok(Console {
+            argv: vec!["machinectl".into(), "login".into(), name.to_string()],
+            detach: "Ctrl+] three times within a second",
+        })
     }
 
     fn state(&self, name: &GuestName) -> Result<State> {

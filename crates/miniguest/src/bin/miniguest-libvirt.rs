@@ -7,6 +7,10 @@
 use std::io::Read;
 
 use anyhow::{Context, Result};
+use std::time::{Duration, Instant};
+
+use miniguest::backend::agent::{self, Transport};
+use miniguest::backend::exec::ExecRequest;
 use miniguest::backend::libvirt::protocol::{Action, Answer, Request};
 use miniguest::backend::{Change, State};
 use virt::connect::Connect;
@@ -27,6 +31,24 @@ fn main() {
             eprintln!("error: {e:#}");
             std::process::exit(1);
         }
+    }
+}
+
+/// The guest agent through libvirt, which holds the agent's channel.
+struct LibvirtAgent(Domain);
+
+impl Transport for LibvirtAgent {
+    fn call(
+        &mut self,
+        command: &serde_json::Value,
+        timeout: Duration,
+    ) -> Result<serde_json::Value> {
+        let seconds = timeout.as_secs().clamp(1, i32::MAX as u64) as i32;
+        let reply = self
+            .0
+            .qemu_agent_command(&command.to_string(), seconds, 0)
+            .context("the guest agent does not answer (is qemu-ga running in the guest?)")?;
+        agent::answer(serde_json::from_str(&reply).context("unreadable agent answer")?)
     }
 }
 
@@ -96,6 +118,21 @@ fn answer(request: &Request) -> Result<Answer> {
                 })
                 .collect::<Result<Vec<_>>>()?;
             Answer::States(states)
+        }
+        Request::Exec {
+            uri,
+            name,
+            deadline_ms,
+        } => {
+            let mut input = String::new();
+            std::io::stdin().read_to_string(&mut input)?;
+            let request: ExecRequest =
+                serde_json::from_str(&input).context("unreadable exec request")?;
+            let domain = connect(uri)?
+                .lookup_domain_by_name(name)
+                .with_context(|| format!("no libvirt domain {name}"))?;
+            let deadline = deadline_ms.map(|ms| Instant::now() + Duration::from_millis(ms));
+            Answer::Exec(agent::exec(&mut LibvirtAgent(domain), &request, deadline)?)
         }
         Request::Act { action, uri, name } => {
             let domain = connect(uri)?

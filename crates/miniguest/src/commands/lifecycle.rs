@@ -3,16 +3,20 @@
 
 use anyhow::Result;
 
-use crate::cli::{RestartArgs, StopArgs};
+use crate::cli::{RestartArgs, StartArgs, StopArgs};
 use crate::commands::parse_name;
 use crate::guest::{lock, Layout};
 use crate::service::lifecycle::{self, require_defined};
 
-pub fn start(layout: &Layout, name: &str) -> Result<()> {
-    let name = parse_name(name)?;
+pub fn start(layout: &Layout, args: &StartArgs) -> Result<()> {
+    let name = parse_name(&args.name)?;
     let _lock = lock::lock(layout, &name)?;
     let guest = require_defined(layout, &name)?;
-    lifecycle::start(layout, &name, &guest)
+    lifecycle::start(layout, &name, &guest)?;
+    match args.wait.limit() {
+        Some(limit) => lifecycle::wait_ready(layout, &name, limit),
+        None => Ok(()),
+    }
 }
 
 pub fn stop(layout: &Layout, args: &StopArgs) -> Result<()> {
@@ -25,9 +29,15 @@ pub fn stop(layout: &Layout, args: &StopArgs) -> Result<()> {
 pub fn restart(layout: &Layout, args: &RestartArgs) -> Result<()> {
     let name = parse_name(&args.stop.name)?;
     let _lock = lock::lock(layout, &name)?;
-    if args.if_needed {
-        return lifecycle::restart_if_needed(layout, &name, args.stop.options());
+    let restarted = if args.if_needed {
+        lifecycle::restart_if_needed(layout, &name, args.stop.options())?
+    } else {
+        let guest = require_defined(layout, &name)?;
+        lifecycle::restart(layout, &name, &guest, args.stop.options())?;
+        true
+    };
+    match args.wait.limit() {
+        Some(limit) if restarted => lifecycle::wait_ready(layout, &name, limit),
+        _ => Ok(()),
     }
-    let guest = require_defined(layout, &name)?;
-    lifecycle::restart(layout, &name, &guest, args.stop.options())
 }

@@ -1,6 +1,8 @@
 //! One module per subcommand; this one dispatches and holds what they share.
 
+mod console;
 mod create;
+mod exec;
 mod generations;
 mod install;
 mod lifecycle;
@@ -31,7 +33,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Rollback(args) => rollback::run(&layout, args),
         Command::Generations(args) => generations::run(&layout, args),
         Command::Remove(args) => remove::run(&layout, args),
-        Command::Start(args) => lifecycle::start(&layout, &args.name),
+        Command::Start(args) => lifecycle::start(&layout, &args),
+        Command::Exec(args) => exec::run(&layout, args),
+        Command::Console(args) => console::run(&layout, args),
         Command::Stop(args) => lifecycle::stop(&layout, &args),
         Command::Restart(args) => lifecycle::restart(&layout, &args),
         Command::Status(args) => status::run(&layout, args),
@@ -51,6 +55,12 @@ pub fn run(cli: Cli) -> Result<()> {
 fn absolute(path: &std::path::Path) -> Result<std::path::PathBuf> {
     std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))
 }
+
+/// A command that ran to its end and exits with this status (`exec`
+/// passing on its guest command's): no error message to print.
+#[derive(Debug, thiserror::Error)]
+#[error("exit status {0}")]
+pub struct ExitStatus(pub i32);
 
 pub(crate) fn parse_name(name: &str) -> Result<GuestName> {
     name.parse().with_context(|| {

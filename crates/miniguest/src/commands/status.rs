@@ -21,8 +21,8 @@ pub fn run(layout: &Layout, args: StatusArgs) -> Result<()> {
         return print_json(&rows);
     }
     println!(
-        "{:<24} {:<8} {:<9} {:<7} {:<24} BOOTED",
-        "NAME", "BACKEND", "STATE", "RESTART", "REASONS"
+        "{:<24} {:<8} {:<9} {:<9} {:<7} {:<24} RUNNING",
+        "NAME", "BACKEND", "STATE", "READY", "RESTART", "REASONS"
     );
     for row in rows {
         let reasons = if row.reasons.is_empty() {
@@ -31,13 +31,14 @@ pub fn run(layout: &Layout, args: StatusArgs) -> Result<()> {
             row.reasons.join(",")
         };
         println!(
-            "{:<24} {:<8} {:<9} {:<7} {:<24} {}",
+            "{:<24} {:<8} {:<9} {:<9} {:<7} {:<24} {}",
             row.name,
             row.backend.map_or("-", |k| k.name()),
             row.state.as_str(),
+            row.readiness.unwrap_or("-"),
             if row.needs_restart { "yes" } else { "no" },
             reasons,
-            row.booted.map_or("-".into(), |p| p.display().to_string())
+            row.running.map_or("-".into(), |p| p.display().to_string())
         );
     }
     Ok(())

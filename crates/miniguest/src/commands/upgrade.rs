@@ -9,7 +9,7 @@ use crate::nix;
 use crate::nix::installable::{split_attr_path, Installable};
 use crate::nix::profile::Profile;
 use crate::nix::store_path::StorePath;
-use crate::service::lifecycle::{restart_if_needed, StopOptions};
+use crate::service::upgrade::{self, Apply};
 
 pub fn run(layout: &Layout, args: UpgradeArgs) -> Result<()> {
     let names: Vec<String> = if args.all {
@@ -29,8 +29,14 @@ pub fn run(layout: &Layout, args: UpgradeArgs) -> Result<()> {
         passed: args.nix.passed(),
         refresh: true,
     };
+    let apply = Apply {
+        restart: args.restart,
+        switch: args.switch,
+        no_restart: args.no_restart,
+        wait: args.wait.limit(),
+    };
     if names.len() == 1 {
-        return upgrade_one(layout, &names[0], args.restart, &nix_args);
+        return upgrade_one(layout, &names[0], apply, &nix_args);
     }
 
     // Lock every guest (in name order, so two batches cannot deadlock) and
@@ -63,7 +69,7 @@ pub fn run(layout: &Layout, args: UpgradeArgs) -> Result<()> {
     for ((_, _, top), group) in by_flake {
         let outputs = build_group(&top, &group, &nix_args)?;
         for ((guest, origin), output) in group.iter().zip(outputs) {
-            let result = output.and_then(|out| finish(layout, guest, origin, out, args.restart));
+            let result = output.and_then(|out| finish(layout, guest, origin, out, apply));
             if let Err(e) = result {
                 eprintln!("error: {}: {e:#}", guest.name);
                 failed += 1;
@@ -128,35 +134,71 @@ fn open<'a>(layout: &'a Layout, name: &str) -> Result<(LockedGuest<'a>, Installa
     Ok((guest, origin))
 }
 
-fn upgrade_one(layout: &Layout, name: &str, restart: bool, nix_args: &nix::NixArgs) -> Result<()> {
+fn upgrade_one(layout: &Layout, name: &str, apply: Apply, nix_args: &nix::NixArgs) -> Result<()> {
     let (guest, origin) = open(layout, name)?;
     let out = nix::build(&origin, nix_args)?;
-    finish(layout, &guest, &origin, out, restart)
+    finish(layout, &guest, &origin, out, apply)
 }
 
-/// Checks a built output and makes it the guest's current generation.
+/// Checks a built output, makes it the guest's current generation and, as
+/// asked, applies it to the running guest (a switch or a restart), checks
+/// that the guest came up, and puts everything back if it did not.
 fn finish(
     layout: &Layout,
     guest: &LockedGuest,
     origin: &Installable,
     out: StorePath,
-    restart: bool,
+    apply: Apply,
 ) -> Result<()> {
     crate::contract::output::inspect(out.as_path())
         .with_context(|| format!("{} is not a Miniguest guest output", origin.to_arg()))?;
+    let name = &guest.name;
+    // Decided before anything changes: a refusal (--no-restart) leaves the
+    // guest and its profile as they were.
+    let (plan, running) = upgrade::plan(layout, name, out.as_path(), apply)?;
     let profile_path = guest.profile_path();
     let profile = Profile::new(&profile_path);
-    if profile.current_store_path()?.as_deref() == Some(out.as_path()) {
-        let generation = profile.current_generation()?.unwrap_or_default();
-        println!("{}: up to date (generation {generation})", guest.name);
-    } else {
+    let previous = profile.current_generation()?;
+    let changed = profile.current_store_path()?.as_deref() != Some(out.as_path());
+    if changed {
         nix::profile_set(&profile_path, &out)?;
         let generation = profile.current_generation()?.unwrap_or_default();
-        println!("{}: upgraded to generation {generation}: {out}", guest.name);
+        println!("{name}: upgraded to generation {generation}: {out}");
+    } else {
+        let generation = previous.unwrap_or_default();
+        println!("{name}: up to date (generation {generation})");
     }
-    layout.ensure_link(&guest.name)?;
-    if restart {
-        restart_if_needed(layout, &guest.name, StopOptions::default())?;
-    }
-    Ok(())
+    layout.ensure_link(name)?;
+    let Some(running) = running else {
+        return Ok(());
+    };
+    let applied = upgrade::carry_out(layout, name, &plan, &running, out.as_path());
+    let Some(limit) = apply.wait.filter(|_| plan != upgrade::Plan::Nothing) else {
+        return applied;
+    };
+    let failure = match applied {
+        Ok(()) => upgrade::check(layout, name, &running, limit).err(),
+        Err(e) => Some(e),
+    };
+    let Some(why) = failure else {
+        println!("{name}: ready");
+        return Ok(());
+    };
+    // Back to where it was: the profile first, then the guest.
+    let back_to = match (changed, previous) {
+        (true, Some(generation)) => {
+            nix::profile_switch(&profile_path, generation)?;
+            format!("generation {generation}")
+        }
+        _ => "what it ran".to_owned(),
+    };
+    upgrade::roll_back(layout, name, &plan, &running).with_context(|| {
+        format!("{name}: the upgrade failed ({why:#}), and so did rolling the guest back")
+    })?;
+    // Up again as it was before the upgrade, or said so.
+    let back = match upgrade::check(layout, name, &running, limit) {
+        Ok(()) => "it is ready again".to_owned(),
+        Err(e) => format!("after rolling back, {e:#}"),
+    };
+    bail!("{name}: the upgraded guest failed its check ({why:#}); rolled back to {back_to}, and {back}")
 }

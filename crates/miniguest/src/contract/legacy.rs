@@ -38,5 +38,8 @@ pub fn parse(json: &str) -> Result<Manifest> {
         shares: vec![],
         // The original left virt-install's default network.
         interfaces: None,
+        agent: false,
+        ready_command: None,
+        toplevel: None,
     })
 }

@@ -257,6 +257,18 @@ pub struct Manifest {
     /// `default`); an empty list: no network.
     #[serde(default)]
     pub interfaces: Option<Vec<Interface>>,
+    /// A VM guest runs the QEMU guest agent (qemu-ga): commands reach it
+    /// through the agent's virtio-serial port.
+    #[serde(default)]
+    pub agent: bool,
+    /// The command (run in the guest) whose first word says whether its
+    /// boot has finished: `running`, `degraded`, anything else for not yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_command: Option<Vec<String>>,
+    /// The guest's NixOS system (`system.build.toplevel`), whose
+    /// `bin/switch-to-configuration` applies it to a running guest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toplevel: Option<HostPath>,
 }
 
 pub const DEFAULT_MEMORY_MIB: u64 = 1024;
@@ -330,6 +342,13 @@ impl Manifest {
         }
         for (i, param) in self.kernel_params.iter().enumerate() {
             plain_text(param).map_err(|e| anyhow::anyhow!("kernelParams[{i}]: {e}"))?;
+        }
+        // Run in the guest only, but shown on the host's terminal.
+        for (i, word) in self.ready_command.iter().flatten().enumerate() {
+            plain_text(word).map_err(|e| anyhow::anyhow!("readyCommand[{i}]: {e}"))?;
+        }
+        if self.ready_command.as_ref().is_some_and(Vec::is_empty) {
+            bail!("readyCommand: must name a program");
         }
         // Share tags and volume names share one namespace: the virtio
         // serials and tags a guest sees.

@@ -76,18 +76,41 @@ pub fn restart(
     start(layout, name, guest)
 }
 
-/// Restarts a defined, running guest whose booted output is not its
-/// current one (after an upgrade). The caller holds the guest's lock.
-pub fn restart_if_needed(layout: &Layout, name: &GuestName, how: StopOptions) -> Result<()> {
+/// Restarts a defined, running guest that runs something else than its
+/// current output (after an upgrade); says whether it did. The caller
+/// holds the guest's lock.
+pub fn restart_if_needed(layout: &Layout, name: &GuestName, how: StopOptions) -> Result<bool> {
     let Some(guest) = defined(layout, name)? else {
-        return Ok(());
+        return Ok(false);
     };
     if guest.backend.state(name)? != State::Running {
-        return Ok(());
+        return Ok(false);
     }
     let current = layout.link(name).canonicalize().ok();
-    if booted::get(name).is_some() && booted::get(name) == current {
-        return Ok(());
+    if booted::running(name).is_some() && booted::running(name) == current {
+        return Ok(false);
     }
-    restart(layout, name, &guest, how)
+    restart(layout, name, &guest, how)?;
+    Ok(true)
+}
+
+/// Waits until the guest says its boot has finished, at most `limit`, and
+/// says so; fails naming the guest when it is not ready in time or booted
+/// degraded.
+pub fn wait_ready(layout: &Layout, name: &GuestName, limit: Duration) -> Result<()> {
+    use crate::backend::exec::Readiness;
+    let channel = super::exec::Channel::open(layout, name)?;
+    match channel.wait_ready(limit)? {
+        Readiness::Ready => {
+            println!("guest {name} is ready");
+            Ok(())
+        }
+        Readiness::Degraded => {
+            anyhow::bail!("guest {name} booted, but degraded (some unit failed)")
+        }
+        Readiness::NotReady => anyhow::bail!(
+            "guest {name} did not become ready within {} s",
+            limit.as_secs()
+        ),
+    }
 }

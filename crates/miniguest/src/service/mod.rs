@@ -4,10 +4,12 @@
 //! (`status`), and the hook hypervisors run around its life (`hook`).
 //! Commands call these; these never call commands.
 
+pub mod exec;
 pub mod hook;
 pub mod lifecycle;
 pub mod placement;
 pub mod status;
+pub mod upgrade;
 
 use anyhow::Result;
 

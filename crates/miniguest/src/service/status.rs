@@ -6,7 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
+use std::time::Duration;
+
+use super::exec::Channel;
 use super::{defined, DefinedGuest};
+use crate::backend::exec::Readiness;
 use crate::backend::{GuestSpec, Kind, State};
 use crate::contract::{files, Manifest};
 use crate::guest::{booted, GuestName, Layout};
@@ -18,9 +22,17 @@ pub struct Row {
     pub backend: Option<Kind>,
     pub state: State,
     pub booted: Option<PathBuf>,
+    /// What it runs now: what it was switched to since it booted, else
+    /// what it booted.
+    pub running: Option<PathBuf>,
     pub current: Option<PathBuf>,
     pub needs_restart: bool,
     pub reasons: Vec<&'static str>,
+    /// Whether a running guest says its boot has finished; null when it
+    /// cannot tell (not running, no readiness command, no way in).
+    pub ready: Option<bool>,
+    /// What it said: `running`, `degraded` or `starting`.
+    pub readiness: Option<&'static str>,
 }
 
 pub fn rows(layout: &Layout, names: &[GuestName]) -> Result<Vec<Row>> {
@@ -45,11 +57,35 @@ pub fn rows(layout: &Layout, names: &[GuestName]) -> Result<Vec<Row>> {
             states[i] = state;
         }
     }
+    // Each running guest asked at once: a readiness answer takes a round
+    // trip into the guest.
+    let said: Vec<Option<Readiness>> = std::thread::scope(|scope| {
+        let asks: Vec<_> = names
+            .iter()
+            .zip(&states)
+            .map(|(name, state)| {
+                let running = *state == State::Running;
+                scope.spawn(move || {
+                    running
+                        .then(|| Channel::open(layout, name).ok())
+                        .flatten()
+                        .and_then(|c| c.readiness(Duration::from_secs(2)))
+                })
+            })
+            .collect();
+        asks.into_iter().map(|a| a.join().unwrap_or(None)).collect()
+    });
     names
         .iter()
         .zip(guests)
         .zip(states)
-        .map(|((name, guest), state)| row(layout, name, guest, state))
+        .zip(said)
+        .map(|(((name, guest), state), said)| {
+            let mut row = row(layout, name, guest, state)?;
+            row.ready = said.as_ref().map(|r| *r == Readiness::Ready);
+            row.readiness = said.as_ref().map(Readiness::as_str);
+            Ok(row)
+        })
         .collect()
 }
 
@@ -66,9 +102,12 @@ fn row(
             backend: None,
             state: State::Undefined,
             booted: None,
+            running: None,
             current,
             needs_restart: false,
             reasons: vec![],
+            ready: None,
+            readiness: None,
         });
     };
     let booted = if state == State::Running {
@@ -78,8 +117,11 @@ fn row(
         booted::clear(name)?;
         None
     };
-    let mut reasons = match (&booted, &current) {
-        (Some(b), Some(c)) => changes(b, c),
+    let running = (state == State::Running)
+        .then(|| booted::running(name))
+        .flatten();
+    let mut reasons = match (&booted, &running, &current) {
+        (Some(b), Some(r), Some(c)) => changes(b, r, c),
         _ => vec![],
     };
     // The definition Miniguest would write now, against the one it wrote.
@@ -95,40 +137,47 @@ fn row(
         needs_restart: state == State::Running && !reasons.is_empty(),
         state,
         booted,
+        running,
         current,
         reasons,
+        ready: None,
+        readiness: None,
     })
 }
 
-/// What differs between the output a guest booted and the current one.
-pub fn changes(booted: &Path, current: &Path) -> Vec<&'static str> {
-    if booted == current {
-        return vec![];
-    }
+/// What differs between what a guest runs and its current output: what it
+/// booted (kernel, initrd, kernel parameters, resources, devices) against
+/// the current output's, and what it runs now (stage 2, which a switch
+/// changes without a boot) against the current stage 2.
+pub fn changes(booted: &Path, running: &Path, current: &Path) -> Vec<&'static str> {
     let resolved = |root: &Path, rel: &str| root.join(rel).canonicalize().ok();
-    let differs = |rel: &str| resolved(booted, rel) != resolved(current, rel);
+    let differs = |a: &Path, rel: &str| resolved(a, rel) != resolved(current, rel);
     let mut reasons = Vec::new();
-    if differs(files::KERNEL) {
-        reasons.push("kernel");
-    }
-    if differs(files::INITRD) {
-        reasons.push("initrd");
-    }
-    match (Manifest::load(booted), Manifest::load(current)) {
-        (Ok(b), Ok(c)) => {
-            if b.kernel_params != c.kernel_params {
-                reasons.push("kernelParams");
-            }
-            if (b.memory_mib, b.vcpus) != (c.memory_mib, c.vcpus) {
-                reasons.push("resources");
-            }
-            if (b.volumes, b.shares, b.interfaces) != (c.volumes, c.shares, c.interfaces) {
-                reasons.push("devices");
-            }
+    if booted != current {
+        if differs(booted, files::KERNEL) {
+            reasons.push("kernel");
         }
-        _ => reasons.push("devices"),
+        if differs(booted, files::INITRD) {
+            reasons.push("initrd");
+        }
+        match (Manifest::load(booted), Manifest::load(current)) {
+            (Ok(b), Ok(c)) => {
+                if b.kernel_params != c.kernel_params {
+                    reasons.push("kernelParams");
+                }
+                if (b.memory_mib, b.vcpus) != (c.memory_mib, c.vcpus) {
+                    reasons.push("resources");
+                }
+                if (b.volumes, b.shares, b.interfaces, b.agent)
+                    != (c.volumes, c.shares, c.interfaces, c.agent)
+                {
+                    reasons.push("devices");
+                }
+            }
+            _ => reasons.push("devices"),
+        }
     }
-    if differs(files::INIT) {
+    if running != current && differs(running, files::INIT) {
         reasons.push("stage2");
     }
     reasons

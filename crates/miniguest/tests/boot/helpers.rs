@@ -197,13 +197,21 @@ pub fn status(env: &TestEnv, name: &str) -> serde_json::Value {
 /// that is still reachable from a root. No garbage collection of the whole
 /// store, which other tests build into at the same time.
 pub fn collectable(env: &TestEnv, path: &str) -> bool {
-    std::process::Command::new("nix-store")
+    let deleted = std::process::Command::new("nix-store")
         .envs(env.nix_env())
         .args(["--delete", path])
         .output()
-        .unwrap()
-        .status
-        .success()
+        .unwrap();
+    if !deleted.status.success() {
+        // What keeps it, for the failure's message.
+        let roots = std::process::Command::new("nix-store")
+            .envs(env.nix_env())
+            .args(["--query", "--roots", path])
+            .output()
+            .unwrap();
+        eprintln!("{path} is kept by: {}", stdout(&roots));
+    }
+    deleted.status.success()
 }
 
 /// Day two on one backend: define twice, start, status, upgrade, the

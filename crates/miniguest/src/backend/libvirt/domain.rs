@@ -29,6 +29,9 @@ pub struct Domain {
     pub filesystems: Vec<Filesystem>,
     pub interfaces: Vec<Nic>,
     pub console: Console,
+    /// A virtio-serial channel for the QEMU guest agent, which libvirt
+    /// talks to itself.
+    pub agent_channel: bool,
 }
 
 pub struct Disk {
@@ -54,9 +57,10 @@ pub struct Nic {
     pub mac: String,
 }
 
+/// The serial console: a pty (`virsh console`), logged to a file when asked.
 pub enum Console {
     Pty,
-    File(String),
+    PtyLogged(String),
 }
 
 /// The osinfo-db name for NixOS guests.
@@ -164,9 +168,10 @@ impl Domain {
             filesystems,
             interfaces,
             console: match &spec.console_log {
-                Some(log) => Console::File(path_str(log)?.to_owned()),
+                Some(log) => Console::PtyLogged(path_str(log)?.to_owned()),
                 None => Console::Pty,
             },
+            agent_channel: spec.manifest.agent,
         })
     }
 }

@@ -14,7 +14,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::capabilities::{Capabilities, VolumeForm};
-use super::{Backend, Change, GuestSpec, Kind, Policy, SiteOptions, State};
+use super::exec::{ExecIo, ExecOutcome, ExecRequest};
+use super::{Backend, Change, Console, GuestSpec, Kind, Policy, SiteOptions, State};
 use crate::contract::{GuestType, Interface, InterfaceType, Link};
 use crate::guest::GuestName;
 use domain::Domain;
@@ -30,6 +31,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     // libvirt's user-mode networking forwards no ports.
     port_forwards: false,
     volumes: VolumeForm::Image,
+    exec_through_agent: true,
 };
 
 /// A libvirt connection.
@@ -205,6 +207,40 @@ impl Backend for Libvirt {
 
     fn state(&self, name: &GuestName) -> Result<State> {
         Ok(self.states(std::slice::from_ref(name))?.remove(0))
+    }
+
+    /// Through libvirt's own channel to the guest agent (the helper runs
+    /// the whole exchange); output is captured either way.
+    fn exec(&self, name: &GuestName, request: &ExecRequest, io: ExecIo) -> Result<ExecOutcome> {
+        let deadline_ms = io.deadline().map(|d| {
+            d.saturating_duration_since(std::time::Instant::now())
+                .as_millis() as u64
+        });
+        let answer = self.call(
+            Request::Exec {
+                uri: self.at.uri.clone(),
+                name: name.to_string(),
+                deadline_ms,
+            },
+            Some(&serde_json::to_vec(request)?),
+        )?;
+        match answer {
+            Answer::Exec(outcome) => Ok(outcome),
+            other => anyhow::bail!("unexpected answer {other:?} from miniguest-libvirt"),
+        }
+    }
+
+    fn console(&self, name: &GuestName) -> Result<Console> {
+        Ok(Console {
+            argv: vec![
+                "virsh".into(),
+                "-c".into(),
+                self.at.uri.clone(),
+                "console".into(),
+                name.to_string(),
+            ],
+            detach: "Ctrl+]",
+        })
     }
 
     /// One helper run, one connection for all: `status` asks about many.

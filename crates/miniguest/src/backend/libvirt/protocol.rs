@@ -7,6 +7,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::backend::exec::ExecOutcome;
 use crate::backend::{Change, State};
 
 /// What the helper is asked to do.
@@ -24,6 +25,14 @@ pub enum Request {
     States { uri: String, names: Vec<String> },
     /// Whether the network is active.
     HasNetwork { uri: String, name: String },
+    /// Run the command whose `ExecRequest` (JSON) follows in the guest,
+    /// through libvirt's channel to its QEMU guest agent, giving up after
+    /// `deadline_ms`.
+    Exec {
+        uri: String,
+        name: String,
+        deadline_ms: Option<u64>,
+    },
     /// Start, shut down, destroy or undefine the domain.
     Act {
         action: Action,
@@ -65,7 +74,7 @@ impl FromStr for Action {
     }
 }
 
-const USAGE: &str = "usage: miniguest-libvirt uuid|has-network URI NAME | define URI NAME [--autostart] < XML | states URI NAME… | start|shutdown|destroy|undefine URI NAME";
+const USAGE: &str = "usage: miniguest-libvirt uuid|has-network URI NAME | define URI NAME [--autostart] < XML | states URI NAME… | exec URI NAME MS|none < REQUEST | start|shutdown|destroy|undefine URI NAME";
 
 impl Request {
     /// The helper's arguments.
@@ -91,6 +100,16 @@ impl Request {
             Request::HasNetwork { uri, name } => {
                 vec!["has-network".into(), uri.clone(), name.clone()]
             }
+            Request::Exec {
+                uri,
+                name,
+                deadline_ms,
+            } => vec![
+                "exec".into(),
+                uri.clone(),
+                name.clone(),
+                deadline_ms.map_or("none".into(), |ms| ms.to_string()),
+            ],
             Request::Act { action, uri, name } => {
                 vec![action.to_string(), uri.clone(), name.clone()]
             }
@@ -121,6 +140,14 @@ impl Request {
                 uri: owned(uri),
                 names: names.iter().map(|n| owned(n)).collect(),
             },
+            ["exec", uri, name, deadline] => Request::Exec {
+                uri: owned(uri),
+                name: owned(name),
+                deadline_ms: match *deadline {
+                    "none" => None,
+                    ms => Some(ms.parse().map_err(|_| USAGE.to_owned())?),
+                },
+            },
             ["has-network", uri, name] => Request::HasNetwork {
                 uri: owned(uri),
                 name: owned(name),
@@ -142,6 +169,7 @@ pub enum Answer {
     Defined(Change),
     States(Vec<State>),
     Network(bool),
+    Exec(ExecOutcome),
     Done,
 }
 
@@ -155,6 +183,11 @@ impl fmt::Display for Answer {
                 .iter()
                 .try_for_each(|s| writeln!(f, "{}", s.as_str())),
             Answer::Network(active) => writeln!(f, "{}", if *active { "yes" } else { "no" }),
+            Answer::Exec(outcome) => writeln!(
+                f,
+                "{}",
+                serde_json::to_string(outcome).map_err(|_| fmt::Error)?
+            ),
         }
     }
 }
@@ -185,6 +218,9 @@ impl Answer {
                 "no" => Answer::Network(false),
                 other => return Err(format!("unexpected answer {other:?}")),
             },
+            Request::Exec { .. } => {
+                Answer::Exec(serde_json::from_str(out).map_err(|e| e.to_string())?)
+            }
             Request::Act { .. } => Answer::Done,
         })
     }
@@ -214,6 +250,11 @@ mod tests {
                 uri: "u".into(),
                 name: "default".into(),
             },
+            Request::Exec {
+                uri: "u".into(),
+                name: "web".into(),
+                deadline_ms: Some(1500),
+            },
             Request::Act {
                 action: Action::Destroy,
                 uri: "u".into(),
@@ -230,6 +271,17 @@ mod tests {
         let answer = Answer::States(vec![State::Running, State::Undefined]);
         assert_eq!(Answer::parse(&states, &answer.to_string()).unwrap(), answer);
         assert!(Answer::parse(&states, "running\n").is_err());
+        let exec = Request::Exec {
+            uri: "u".into(),
+            name: "web".into(),
+            deadline_ms: None,
+        };
+        let answer = Answer::Exec(ExecOutcome {
+            status: 7,
+            stdout: b"out\n".to_vec(),
+            stderr: vec![0xff, 0],
+        });
+        assert_eq!(Answer::parse(&exec, &answer.to_string()).unwrap(), answer);
         assert!(Request::from_args(&["bogus".into()]).is_err());
     }
 }

@@ -114,15 +114,17 @@ pub fn argv(d: &Domain, uri: &str) -> Result<Vec<String>, Unquotable> {
         argv.push("--network".into());
         argv.push(opt);
     }
-    match &d.console {
-        Console::File(log) => {
-            argv.push("--serial".into());
-            argv.push(format!("file,path={}", vi(log)?));
-        }
-        Console::Pty => {
-            argv.push("--console".into());
-            argv.push("pty,target_type=serial".into());
-        }
+    argv.push("--serial".into());
+    argv.push(match &d.console {
+        Console::PtyLogged(log) => format!("pty,log.file={},log.append=off", vi(log)?),
+        Console::Pty => "pty".into(),
+    });
+    if d.agent_channel {
+        argv.push("--channel".into());
+        argv.push(format!(
+            "unix,mode=bind,target.type=virtio,target.name={}",
+            crate::backend::agent::PORT
+        ));
     }
     Ok(argv)
 }

@@ -88,18 +88,26 @@ pub fn render(d: &Domain) -> Result<String> {
         x.empty("model", &[("type", "virtio")])?;
         x.close()?;
     }
-    match &d.console {
-        Console::File(log) => {
-            x.open("serial", &[("type", "file")])?;
-            x.empty("source", &[("path", log)])?;
-        }
-        Console::Pty => x.open("serial", &[("type", "pty")])?,
+    // A pty either way, so that `virsh console` attaches; its log (kept
+    // by virtlogd, started afresh at each boot) is the console file.
+    x.open("serial", &[("type", "pty")])?;
+    if let Console::PtyLogged(log) = &d.console {
+        x.empty("log", &[("file", log), ("append", "off")])?;
     }
     x.empty("target", &[("port", "0")])?;
     x.close()?;
     x.open("console", &[("type", "pty")])?;
     x.empty("target", &[("type", "serial"), ("port", "0")])?;
     x.close()?;
+    if d.agent_channel {
+        x.open("channel", &[("type", "unix")])?;
+        x.empty("source", &[("mode", "bind")])?;
+        x.empty(
+            "target",
+            &[("type", "virtio"), ("name", crate::backend::agent::PORT)],
+        )?;
+        x.close()?;
+    }
     // Nothing the guest never uses: libvirt would add a USB controller and
     // a memory balloon. (No graphics or video either; the pc machine's PS/2
     // controller is part of its board.)

@@ -36,6 +36,14 @@ pub fn default_machine() -> String {
     }
 }
 
+/// Where plain QEMU offers a guest's agent: one directory per guest name,
+/// so that `miniguest exec NAME` finds it.
+pub fn agent_socket(name: &crate::guest::GuestName) -> PathBuf {
+    PathBuf::from("/run/miniguest/qemu")
+        .join(name.as_str())
+        .join("agent.sock")
+}
+
 /// A virtiofsd daemon QEMU connects to, one per shared directory.
 pub struct VirtiofsDaemon {
     pub socket: PathBuf,
@@ -178,6 +186,25 @@ pub fn invocation(spec: &GuestSpec, socket_dir: &Path) -> Result<Invocation> {
             device.push_str(&format!(",mac={}", qv(mac.as_str())));
         }
         q.extend(["-netdev".into(), netdev, "-device".into(), device]);
+    }
+    if spec.manifest.agent {
+        // The guest agent's port, and the socket `miniguest exec` speaks
+        // to it on.
+        let socket = agent_socket(&spec.name);
+        q.extend([
+            "-chardev".into(),
+            format!(
+                "socket,id=agent,path={},server=on,wait=off",
+                qv(path_str(&socket)?)
+            ),
+            "-device".into(),
+            "virtio-serial-pci".into(),
+            "-device".into(),
+            format!(
+                "virtserialport,chardev=agent,name={}",
+                super::super::agent::PORT
+            ),
+        ]);
     }
     match &spec.console_log {
         Some(log) => q.extend(["-serial".into(), format!("file:{}", path_str(log)?)]),

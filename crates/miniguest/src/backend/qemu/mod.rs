@@ -11,17 +11,22 @@ use std::process::{Child, Command};
 
 use anyhow::{bail, Context, Result};
 
+use super::agent::SocketAgent;
 use super::capabilities::{Capabilities, VolumeForm};
+use super::exec::{ExecIo, ExecOutcome, ExecRequest};
 use super::{Backend, GuestSpec, Kind};
 use crate::contract::{GuestType, Interface, InterfaceType};
 use crate::formats::shell::{join, quote};
+use crate::guest::GuestName;
 use invocation::invocation;
+use std::time::Duration;
 
 pub const CAPABILITIES: Capabilities = Capabilities {
     guest_type: GuestType::Qemu,
     links: &[InterfaceType::User, InterfaceType::Bridge],
     port_forwards: true,
     volumes: VolumeForm::Image,
+    exec_through_agent: true,
 };
 
 pub struct Qemu;
@@ -43,8 +48,30 @@ impl Backend for Qemu {
     /// The volumes' set-up, then the guest (`script`).
     fn command(&self, spec: &GuestSpec) -> Result<String> {
         let mut out = super::volumes::images_script(spec)?;
+        if spec.manifest.agent {
+            let dir = invocation::agent_socket(&spec.name);
+            let dir = dir.parent().expect("a socket in a directory");
+            out.push_str(&format!(
+                "mkdir -p {}\n",
+                quote(super::host::path_str(dir)?)
+            ));
+        }
         out.push_str(&script(spec)?);
         Ok(out)
+    }
+
+    /// The guest agent, on the socket `run` (or the printed command) gave
+    /// QEMU.
+    fn exec(&self, name: &GuestName, request: &ExecRequest, io: ExecIo) -> Result<ExecOutcome> {
+        let socket = invocation::agent_socket(name);
+        if !socket.exists() {
+            bail!(
+                "guest {name} is not running under `miniguest run` (no agent socket {})",
+                socket.display()
+            );
+        }
+        let mut agent = SocketAgent::connect(&socket, Duration::from_secs(5))?;
+        super::agent::exec(&mut agent, request, io.deadline())
     }
 }
 
@@ -81,6 +108,12 @@ pub fn script(spec: &GuestSpec) -> Result<String> {
 /// Boots a prepared spec in the foreground and returns QEMU's exit status.
 pub fn boot(spec: &GuestSpec) -> Result<std::process::ExitStatus> {
     super::volumes::create_images(spec)?;
+    if spec.manifest.agent {
+        let socket = invocation::agent_socket(&spec.name);
+        let dir = socket.parent().expect("a socket in a directory");
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let _ = std::fs::remove_file(&socket);
+    }
     let socket_dir = tempfile::Builder::new().prefix("miniguest-run").tempdir()?;
     let inv = invocation(spec, socket_dir.path())?;
     let mut daemons: Vec<Child> = Vec::new();
