@@ -268,4 +268,5 @@ fn the_values_rules_are_contract_nixs() {
         .map(|k| k.name())
         .collect();
     assert_eq!(eval("c.definableBackends"), serde_json::json!(definable));
+    assert_eq!(eval("c.agentPort"), miniguest::backend::agent::PORT);
 }

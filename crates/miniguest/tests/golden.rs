@@ -22,13 +22,13 @@ fn spec(manifest: &str) -> GuestSpec {
 
 const STATELESS_9P: &str =
     r#"{"version":1,"guestType":"qemu","kernelParams":["console=ttyS0","init=/boot/init"]}"#;
-const STATEFUL_VIRTIOFS: &str = r#"{"version":1,"guestType":"qemu","storeFs":"virtiofs",
+const STATEFUL_VIRTIOFS: &str = r#"{"version":1,"guestType":"qemu","storeFs":"virtiofs","agent":true,
   "kernelParams":["console=ttyS0"],"memoryMiB":2048,"vcpus":2,
   "volumes":[{"name":"var","mountPoint":"/var","sizeMiB":4096}],
   "shares":[{"tag":"data","source":"/srv/data & more","mountPoint":"/data","readOnly":true}],
   "interfaces":[{"type":"bridge","source":"br0","mac":"52:54:00:12:34:56"},{"type":"network","source":"default"}]}"#;
 /// As STATEFUL_VIRTIOFS, with the interfaces plain QEMU takes.
-const STATEFUL_VIRTIOFS_QEMU: &str = r#"{"version":1,"guestType":"qemu","storeFs":"virtiofs",
+const STATEFUL_VIRTIOFS_QEMU: &str = r#"{"version":1,"guestType":"qemu","storeFs":"virtiofs","agent":true,
   "kernelParams":["console=ttyS0"],"memoryMiB":2048,"vcpus":2,
   "volumes":[{"name":"var","mountPoint":"/var","sizeMiB":4096}],
   "shares":[{"tag":"data","source":"/srv/data & more","mountPoint":"/data","readOnly":true}],

@@ -172,6 +172,50 @@ fn the_flake_checks_evaluate_read_only_without_copying_nixpkgs() {
     assert!(checks.get("imperative").is_some(), "{checks}");
 }
 
+/// VM guests run the QEMU guest agent and say so; the manifest carries the
+/// readiness command and the system a switch applies; containers need no
+/// agent. A declared guest's restart waits when told.
+#[test]
+fn day_three_reaches_the_manifest() {
+    let lib = need_model!();
+    let r = eval(
+        &lib,
+        r#"let
+             vmc = guest { };
+             ct = eval [ guestModule { boot.miniguest = { enable = true; guestType = "lxc"; }; } ];
+           in {
+             vmAgent = vmc.config.services.qemuGuest.enable;
+             vmModules = vmc.config.boot.initrd.kernelModules;
+             ctAgent = ct.config.services.qemuGuest.enable;
+             ready = (contract.mkManifest (vmc.config.boot.miniguest // { agent = true; })).readyCommand;
+           }"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r["vmAgent"], true, "{r}");
+    assert!(
+        r["vmModules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "virtio_console"),
+        "{r}"
+    );
+    assert_eq!(r["ctAgent"], false, "{r}");
+    assert_eq!(
+        r["ready"],
+        serde_json::json!(["systemctl", "is-system-running", "--wait"])
+    );
+    let unit = eval(
+        &lib,
+        r#"(eval [ root hostModule { miniguests.web = { configuration = root; waitReady = 90; }; } ]).config.systemd.services."miniguest-define-web".script"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        unit,
+        "miniguest create -t libvirt --define --connect qemu:///system web\nminiguest restart --if-needed '--wait=90' web"
+    );
+}
+
 /// Every option and sub-option the modules declare says what it is for, as
 /// NixOS's manual would show it.
 #[test]
