@@ -7,6 +7,8 @@
 #      and shares, for 9p and virtiofs; LXC and nspawn start
 #   3. disk added per guest for 50 guests sharing one closure vs a raw image
 #   4. status of 50 defined guests (libvirt, LXC) vs the hypervisor's own listing
+#   5. day three: start to ready (libvirt, LXC) vs the hypervisor's own start
+#      polled for the console marker; upgrade --switch vs --restart to ready
 # Run as root on Debian 12.
 set -euo pipefail
 # shellcheck source=scripts/nix-env.sh
@@ -15,7 +17,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 rounds=${BENCH_ROUNDS:-3}
 # BENCH_SECTIONS="2 4" runs only those.
-sections=" ${BENCH_SECTIONS:-1 2 3 4} "
+sections=" ${BENCH_SECTIONS:-1 2 3 4 5} "
 want() { [[ "$sections" == *" $1 "* ]]; }
 
 bash scripts/setup-host.sh >/dev/null
@@ -193,5 +195,53 @@ for set in libvirt lxc; do
   o=$(printf '%s\n' "${ours[@]}" | median); t=$(printf '%s\n' "${theirs[@]}" | median)
   printf '%-8s miniguest status %5.0f ms (target < 300)   %s listing %5.0f ms   ratio %.2f\n' \
     "$set" "$(echo "$o * 1000" | bc)" "$([ $set = libvirt ] && echo virsh || echo lxc-ls)" "$(echo "$t * 1000" | bc)" "$(echo "$o / $t" | bc -l)"
+done
+fi
+
+if want 5; then
+ready_rounds=$(( rounds > 5 ? rounds : 5 ))
+echo "== 5. day three (median of $ready_rounds)"
+set_version() { printf '{"version":"%s"}\n' "$1" > "$work/flake/params.json"; }
+# A version's output built before it is timed: both upgrades then cost
+# the same evaluation, and what differs is what they do to the guest.
+prebuild() { nix build --no-link "path:$work/flake#nixosConfigurations.$1.config.system.build.miniguest" 2>/dev/null; }
+for backend in libvirt lxc; do
+  if [ $backend = libvirt ]; then attr=vmstay; where=(); else attr=ctstay; where=(--lxcpath "$work/lxc-ready"); fi
+  name="bench-ready-$backend"
+  set_version 1
+  "$mg" install --force -n "$name" "path:$work/flake#$attr" >/dev/null 2>&1
+  "$mg" create "$name" --define --network none --console-log "$work/$name.log" "${where[@]}" >/dev/null 2>&1
+  ours=(); theirs=()
+  for i in $(seq "$ready_rounds"); do
+    t0=$(now); "$mg" start "$name" --wait=120 >/dev/null; ours+=("$(echo "$(now) - $t0" | bc)")
+    "$mg" stop --force "$name" >/dev/null
+    rm -f "$work/$name.log"
+    t0=$(now)
+    if [ $backend = libvirt ]; then
+      virsh -c qemu:///system start "$name" >/dev/null
+    else
+      lxc-start -P "$work/lxc-ready" -n "$name"
+    fi
+    wait_marker "$work/$name.log" 120
+    theirs+=("$(echo "$(now) - $t0" | bc)")
+    "$mg" stop --force "$name" >/dev/null
+  done
+  o=$(printf '%s\n' "${ours[@]}" | median); t=$(printf '%s\n' "${theirs[@]}" | median)
+  printf '%-8s start --wait to ready %6.2f s   %s + console marker %6.2f s   ratio %.2f\n' \
+    "$backend" "$o" "$([ $backend = libvirt ] && echo 'virsh start' || echo lxc-start)" "$t" "$(echo "$o / $t" | bc -l)"
+
+  # The same change (stage 2 only: a new version), applied both ways.
+  "$mg" start "$name" --wait=120 >/dev/null
+  switch=(); restart=(); v=1
+  for i in $(seq "$ready_rounds"); do
+    v=$((v + 1)); set_version "$v"; prebuild "$attr"
+    t0=$(now); "$mg" upgrade --switch --wait=120 "$name" >/dev/null; switch+=("$(echo "$(now) - $t0" | bc)")
+    v=$((v + 1)); set_version "$v"; prebuild "$attr"
+    t0=$(now); "$mg" upgrade --restart --wait=120 "$name" >/dev/null; restart+=("$(echo "$(now) - $t0" | bc)")
+  done
+  "$mg" stop --force "$name" >/dev/null
+  sw=$(printf '%s\n' "${switch[@]}" | median); rs=$(printf '%s\n' "${restart[@]}" | median)
+  printf '%-8s upgrade --switch to ready %6.2f s   upgrade --restart to ready %6.2f s   switch %.1fx faster (target >= 3)\n' \
+    "$backend" "$sw" "$rs" "$(echo "$rs / $sw" | bc -l)"
 done
 fi
