@@ -81,6 +81,9 @@ impl Channel {
             );
         }
         let deadline = Instant::now() + limit;
+        // A container is often ready within tens of milliseconds and a VM
+        // takes seconds: ask soon, then back off to a gentle pace.
+        let mut pause = Duration::from_millis(20);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let said = self
@@ -89,7 +92,8 @@ impl Channel {
             if said != Readiness::NotReady || Instant::now() >= deadline {
                 return Ok(said);
             }
-            std::thread::sleep(Duration::from_millis(300).min(left));
+            std::thread::sleep(pause.min(left));
+            pause = (pause * 2).min(Duration::from_millis(300));
         }
     }
 
