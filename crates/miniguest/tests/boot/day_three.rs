@@ -116,6 +116,89 @@ fn exec_passes_output_and_status(env: &TestEnv, name: &str) {
     assert_eq!(stdout(&out), "piped in\n");
 }
 
+/// `miniguest console` on a pseudo-terminal (util-linux's `script`): it
+/// prints how to detach, what the guest writes to `device` arrives, and
+/// the `detach` keys end it with success.
+fn console_attaches(env: &TestEnv, name: &str, device: &str, detach: &[u8]) {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    let command = format!(
+        "{} console {name}",
+        assert_cmd::cargo::cargo_bin("miniguest").display()
+    );
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["-qfec", &command, "/dev/null"])
+        .envs(env.nix_env())
+        .env_remove("NIX_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = script.spawn().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let saw = |what: &str, secs: u64| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        while std::time::Instant::now() < deadline {
+            if String::from_utf8_lossy(&seen.lock().unwrap()).contains(what) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    };
+    let text = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    assert!(saw("detach with", 30), "no detach hint: {}", text());
+    let probe = format!("CONSOLE-PROBE-{}", std::process::id());
+    // The hypervisor's tool attaches after the hint: write until it shows.
+    let mut arrived = false;
+    for _ in 0..10 {
+        inside(
+            env,
+            name,
+            &["sh", "-c", &format!("echo {probe} > {device}")],
+        );
+        if saw(&probe, 3) {
+            arrived = true;
+            break;
+        }
+    }
+    assert!(
+        arrived,
+        "the guest's console line never arrived: {}",
+        text()
+    );
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(detach).unwrap();
+    stdin.flush().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("the detach keys did not end the console: {}", text());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    drop(stdin);
+    let _ = reader.join();
+    assert!(status.success(), "console after detach: {status}");
+}
+
 #[test]
 fn exec_and_readiness_on_lxc() {
     if !lxc_ready() {
@@ -128,6 +211,7 @@ fn exec_and_readiness_on_lxc() {
     };
     let _cleanup = Cleanup(&env, &name);
     exec_passes_output_and_status(&env, &name);
+    console_attaches(&env, &name, "/dev/console", b"\x01q");
 }
 
 fn exec_on_libvirt(attr: &str) {
@@ -136,6 +220,7 @@ fn exec_on_libvirt(attr: &str) {
     };
     let _domain = Domain(name.clone());
     exec_passes_output_and_status(&env, &name);
+    console_attaches(&env, &name, "/dev/ttyS0", b"\x1d");
 }
 
 #[test]
