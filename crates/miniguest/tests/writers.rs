@@ -223,8 +223,9 @@ fn check_xml(spec: &GuestSpec, plain: bool) {
         attr("mac", "address"),
         [spec.interfaces[0].mac.clone().unwrap().to_string()]
     );
+    // The console is a pty whose output libvirt logs to the file.
     assert_eq!(
-        attr("source", "path"),
+        attr("log", "file"),
         [spec.console_log.as_ref().unwrap().to_str().unwrap()]
     );
     assert_eq!(
