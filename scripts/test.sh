@@ -44,11 +44,16 @@ case "${MINIGUEST_TEST_NIX:-both}" in
   2.8 | 2.26) versions=$MINIGUEST_TEST_NIX ;;
   *) echo "MINIGUEST_TEST_NIX must be 2.8, 2.26 or both" >&2; exit 2 ;;
 esac
+# A hung test must fail the run, not stall it: each pass has a limit far
+# above what it takes (about five minutes), and the limit's signal reaches
+# every process the tests started.
+limit=${MINIGUEST_TEST_LIMIT:-1200}
 for version in $versions; do
   echo "test: under Nix $version"
   if [ "$version" = 2.26 ]; then
-    PATH=/var/cache/miniguest-test/nix-2.26/bin:$PATH MINIGUEST_TEST_NIX=2.26 cargo test --workspace
+    PATH=/var/cache/miniguest-test/nix-2.26/bin:$PATH MINIGUEST_TEST_NIX=2.26 \
+      timeout --kill-after=30 "$limit" cargo test --workspace
   else
-    MINIGUEST_TEST_NIX=2.8 cargo test --workspace
-  fi
+    MINIGUEST_TEST_NIX=2.8 timeout --kill-after=30 "$limit" cargo test --workspace
+  fi || { rc=$?; [ "$rc" -ne 124 ] || echo "test: Nix $version pass exceeded ${limit}s" >&2; exit "$rc"; }
 done

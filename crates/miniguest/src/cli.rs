@@ -329,7 +329,7 @@ pub struct HypervisorOptions {
     #[arg(long)]
     pub network: Option<String>,
     /// QEMU machine type, with its options (default: the fastest that boots
-    /// every guest here: microvm for plain QEMU on x86_64, pc for libvirt)
+    /// every guest here: on x86_64 microvm for plain QEMU with KVM, else pc)
     #[arg(long, value_name = "TYPE[,OPTION=VALUE…]")]
     pub machine: Option<String>,
     /// Where declared volumes are kept on the host

@@ -130,6 +130,28 @@ fn qemu_stateful_virtiofs() {
     );
 }
 
+/// Without KVM the guest gets pc with qboot: microvm has no clock the
+/// kernel can fall back on when its PIT calibration fails under TCG.
+#[test]
+fn qemu_under_tcg_boots_pc_with_qboot() {
+    let mut s = spec(STATELESS_9P);
+    s.virt_type = miniguest::backend::VirtType::Qemu;
+    let argv = qemu_argv(&s);
+    assert!(argv.contains("-machine\npc\n"), "{argv}");
+    assert!(
+        argv.contains("-bios\n/usr/share/qemu/qboot.rom\n"),
+        "{argv}"
+    );
+    assert!(argv.contains("-accel\ntcg\n"), "{argv}");
+    // A machine asked for is used as it is, with its own firmware.
+    s.machine = Some("q35".into());
+    let argv = qemu_argv(&s);
+    assert!(
+        argv.contains("-machine\nq35\n") && !argv.contains("-bios"),
+        "{argv}"
+    );
+}
+
 #[test]
 fn lxc_container_config() {
     let s = spec(CONTAINER);

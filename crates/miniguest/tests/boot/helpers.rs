@@ -102,7 +102,13 @@ pub fn run_to_reports(env: &TestEnv, name: &str, log: &std::path::Path) -> Vec<s
         .timeout(BOOT_TIMEOUT)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "run {name}: {}\n{}\nconsole:\n{}",
+        out.status,
+        stderr(&out),
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
     standin::reports(&std::fs::read_to_string(log).unwrap())
 }
 

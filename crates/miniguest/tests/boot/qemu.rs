@@ -121,3 +121,41 @@ fn user_networking_forwards_a_port_to_the_guest() {
         stderr(&out)
     );
 }
+
+/// A guest under `run` lives no longer than `run`: killed outright (no
+/// chance to clean up), it takes QEMU and virtiofsd with it, so nothing
+/// lingers holding the shares or the terminal's pipes.
+#[test]
+fn killing_run_stops_its_guest() {
+    let Some((env, name)) = installed_standin("vmstayfs", "orphan", &[]) else {
+        return;
+    };
+    let log = env.path("orphan.log");
+    let mut run = env
+        .std_cmd()
+        .args(["run", &name, "--console-log", log.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_reports(&log, 1, BOOT_TIMEOUT);
+    let children = child_pids(run.id());
+    assert!(children.len() >= 2, "QEMU and virtiofsd: {children:?}");
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let gone = |pid: &u32| !std::path::Path::new(&format!("/proc/{pid}")).exists();
+    for _ in 0..100 {
+        if children.iter().all(gone) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("still running after run was killed: {children:?}");
+}
+
+fn child_pids(parent: u32) -> Vec<u32> {
+    let list = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children")).unwrap();
+    list.split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect()
+}

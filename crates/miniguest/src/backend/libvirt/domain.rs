@@ -72,10 +72,7 @@ pub const OS_VARIANT: &str = "nixos-unstable";
 /// rather than SeaBIOS, faster still); libvirt 9.0 has no microvm ("No
 /// PCI buses available"). See the README's boot shape.
 fn default_machine() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" | "x86" => "pc",
-        _ => "virt",
-    }
+    crate::backend::qemu::invocation::default_machine(VirtType::Qemu)
 }
 
 impl Domain {

@@ -122,6 +122,7 @@ pub fn boot(spec: &GuestSpec) -> Result<std::process::ExitStatus> {
             daemons.push(
                 Command::new(&daemon.argv[0])
                     .args(&daemon.argv[1..])
+                    .dies_with_parent(rustix::process::Signal::KILL)
                     // QEMU's virtiofsd logs every connection at its lowest level.
                     .stderr(std::process::Stdio::null())
                     .spawn()
@@ -131,8 +132,10 @@ pub fn boot(spec: &GuestSpec) -> Result<std::process::ExitStatus> {
         for daemon in &inv.daemons {
             wait_for_socket(&daemon.socket)?;
         }
+        // QEMU quits cleanly on SIGTERM.
         Command::new(&inv.qemu[0])
             .args(&inv.qemu[1..])
+            .dies_with_parent(rustix::process::Signal::TERM)
             .status()
             .with_context(|| format!("cannot start {}", inv.qemu[0]))
     })();
@@ -141,6 +144,34 @@ pub fn boot(spec: &GuestSpec) -> Result<std::process::ExitStatus> {
         let _ = child.wait();
     }
     result
+}
+
+/// A foreground guest lives no longer than the `run` that started it: if
+/// `run` is killed, the kernel signals its children, and they do not
+/// linger holding the terminal and the shares.
+trait DiesWithParent {
+    fn dies_with_parent(&mut self, signal: rustix::process::Signal) -> &mut Self;
+}
+
+impl DiesWithParent for Command {
+    fn dies_with_parent(&mut self, signal: rustix::process::Signal) -> &mut Self {
+        use std::os::unix::process::CommandExt;
+        let parent = std::process::id();
+        // SAFETY: the closure makes only async-signal-safe calls (prctl,
+        // getppid) between fork and exec.
+        unsafe {
+            self.pre_exec(move || {
+                rustix::process::set_parent_process_death_signal(Some(signal))?;
+                // The parent may have died before the signal was armed.
+                if rustix::process::getppid().map(|p| p.as_raw_nonzero().get() as u32)
+                    != Some(parent)
+                {
+                    return Err(std::io::Error::other("run exited before its guest started"));
+                }
+                Ok(())
+            })
+        }
+    }
 }
 
 fn wait_for_socket(path: &Path) -> Result<()> {
