@@ -38,6 +38,7 @@ mkdir -p "$out"
 # button and evdev: the power button's events, for the stand-in's acpid.
 wanted="ext4 crc32c_generic button evdev $(nix-instantiate --eval --strict --json "$root/nix/lib/contract.nix" -A initrdModules \
   | tr -c 'A-Za-z0-9_\n' ' ') $(nix-instantiate --eval --strict --json "$root/nix/lib/contract.nix" -A agentModules \
+  | tr -c 'A-Za-z0-9_\n' ' ') $(nix-instantiate --eval --strict --json "$root/nix/lib/contract.nix" -A credentialModules \
   | tr -c 'A-Za-z0-9_\n' ' ')"
 # modules.dep lines list a module's whole dependency closure.
 files_wanted=$(for m in $wanted; do

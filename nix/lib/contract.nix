@@ -40,6 +40,14 @@ rec {
   agentModules = [ "virtio_console" ];
   # The port's name, which qemu-ga opens.
   agentPort = "org.qemu.guest_agent.0";
+  # What a VM guest's initrd loads to read systemd credentials from QEMU's
+  # fw_cfg (systemd imports them from its sysfs directory).
+  credentialModules = [ "qemu_fw_cfg" ];
+  # Where a VM's hypervisor puts credential NAME (a fw_cfg file name), and
+  # where a container's systemd finds its credentials: the directory
+  # $CREDENTIALS_DIRECTORY names, as systemd-nspawn passes them.
+  credentialFwCfgPrefix = "opt/io.systemd.credentials/";
+  containerCredentialsDir = "/run/host/credentials";
   # NixOS's word on its boot: running, degraded, or not yet.
   defaultReadyCommand = [ "systemctl" "is-system-running" "--wait" ];
 
@@ -73,12 +81,17 @@ rec {
     network = 64;
     fsType = 16;
     guestName = 63;
+    # A credential's name ends a fw_cfg file name, which holds 55 bytes
+    # after credentialFwCfgPrefix's 27.
+    credentialName = 28;
     # Largest sizeMiB whose byte count fits in 64 bits.
     sizeMiB = 17592186044415;
   };
   patterns = {
     # Volume names and share tags.
     name = "[A-Za-z0-9_-]+";
+    # systemd credential names: a file name, not hidden.
+    credentialName = "[A-Za-z0-9][A-Za-z0-9._-]*";
     # Bridges and libvirt networks.
     objectName = "[A-Za-z0-9_][A-Za-z0-9_.-]*";
     mac = "([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}";
@@ -113,6 +126,7 @@ rec {
       bridge = n: matches patterns.objectName n && short limits.bridge n;
       network = n: matches patterns.objectName n && short limits.network n;
       fsType = t: matches patterns.fsType t && short limits.fsType t;
+      credentialName = n: matches patterns.credentialName n && short limits.credentialName n;
       guestName = n: matches patterns.guestName n && !(matches patterns.generationLink n);
     };
 
@@ -153,6 +167,9 @@ rec {
         })
         (builtins.attrNames shares);
       agent = get "agent" false;
+      # Names only: the host supplies each one's source when it defines
+      # the guest.
+      credentials = get "credentials" [ ];
       readyCommand = get "readyCommand" null;
       toplevel = get "toplevel" null;
       # null: the backend's default network; [ ]: none.

@@ -224,6 +224,14 @@ let
       fi
     ''}
     echo "STANDIN-BOOTED name=${config.networking.hostName} version=${config.system.nixos.label}"
+    # The system credentials where systemd would import them from: a VM's
+    # fw_cfg files, or the directory a container's manager names. Only a
+    # hash of each value is shown.
+    for c in /sys/firmware/qemu_fw_cfg/by_name/${contract.credentialFwCfgPrefix}*/raw "''${CREDENTIALS_DIRECTORY:-/nonexistent}"/*; do
+      [ -f "$c" ] || continue
+      case "$c" in */raw) n=$(basename "$(dirname "$c")") ;; *) n=$(basename "$c") ;; esac
+      echo "STANDIN-CREDENTIAL name=$n sha256=$(sha256sum < "$c" | cut -d' ' -f1)"
+    done
     store=$(writable /nix/store)
     boot=$(writable /boot)
     # Who owns the program inside (a store file, and /boot): a mapped

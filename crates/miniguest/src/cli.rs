@@ -346,6 +346,10 @@ pub struct HypervisorOptions {
     /// inside the Nix store, `/` or a system directory (repeatable)
     #[arg(long, value_name = "PATH")]
     pub allow_share: Vec<PathBuf>,
+    /// Give the guest systemd credential NAME, read from the host file PATH
+    /// when the guest starts; the guest must declare NAME (repeatable)
+    #[arg(long, value_name = "NAME=PATH", value_parser = crate::backend::credentials::parse_option)]
+    pub credential: Vec<crate::backend::credentials::Credential>,
 }
 
 impl HypervisorOptions {
@@ -360,6 +364,7 @@ impl HypervisorOptions {
             state_dir: self.state_dir.clone(),
             console_log: self.console_log.clone(),
             allow_share: self.allow_share.clone(),
+            credentials: self.credential.clone(),
         }
     }
 }

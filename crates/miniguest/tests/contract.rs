@@ -160,6 +160,15 @@ fn the_values_rules_are_contract_nixs() {
     assert_eq!(l["bridge"], limits::BRIDGE);
     assert_eq!(l["network"], limits::NETWORK);
     assert_eq!(l["fsType"], limits::FS_TYPE);
+    assert_eq!(l["credentialName"], limits::CREDENTIAL_NAME);
+    assert_eq!(
+        eval("c.credentialFwCfgPrefix"),
+        miniguest::backend::credentials::FW_CFG_PREFIX
+    );
+    assert_eq!(
+        eval("c.containerCredentialsDir"),
+        miniguest::backend::credentials::CONTAINER_DIR
+    );
     assert_eq!(l["guestName"], miniguest::guest::name::MAX_LEN);
 
     let names = [
@@ -228,6 +237,19 @@ fn the_values_rules_are_contract_nixs() {
         &"g".repeat(63),
         &"g".repeat(64),
     ];
+    let credential_names = [
+        "ssh-host-key",
+        "api.token",
+        "a_b",
+        ".hidden",
+        "-a",
+        "a/b",
+        "/etc/shadow",
+        "",
+        "a b",
+        &"c".repeat(28),
+        &"c".repeat(29),
+    ];
     fn rust<T: TryFrom<String>>(samples: &[&str]) -> Vec<bool> {
         samples
             .iter()
@@ -251,6 +273,11 @@ fn the_values_rules_are_contract_nixs() {
         ("network", &objects, rust::<values::NetName>(&objects)),
         ("mac", &macs, rust::<values::Mac>(&macs)),
         ("fsType", &fs_types, rust::<values::FsType>(&fs_types)),
+        (
+            "credentialName",
+            &credential_names,
+            rust::<values::CredentialName>(&credential_names),
+        ),
     ];
     for (rule, samples, rust_verdicts) in checks {
         assert_eq!(nix(rule, samples), rust_verdicts, "{rule} on {samples:?}");

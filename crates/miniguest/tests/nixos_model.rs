@@ -491,6 +491,14 @@ fn the_contracts_rules_are_checked_at_evaluation() {
             r#"boot.miniguest.volumes.v = { mountPoint = "/v"; sizeMiB = 17592186044416; };"#,
             "boot.miniguest.volumes.v.sizeMiB",
         ),
+        (
+            r#"boot.miniguest.credentials = [ "/etc/shadow" ];"#,
+            "boot.miniguest.credentials.0",
+        ),
+        (
+            r#"boot.miniguest.credentials = [ "a" "a" ];"#,
+            "boot.miniguest.credentials: a name is listed twice",
+        ),
     ];
     for (config, want) in cases {
         fails_with(eval(&lib, &format!("built (guest {{ {config} }})")), want);
@@ -629,4 +637,50 @@ fn the_templates_guests_evaluate_and_a_new_directory_is_a_new_guest() {
         .cloned()
         .collect();
     assert_eq!(names, ["container", "extra", "stateless"]);
+}
+
+/// Credentials: the guest declares names, which reach the manifest (and a
+/// VM's initrd gets the fw_cfg driver); the host module passes each
+/// declared one's source to `create` and refuses what does not agree.
+#[test]
+fn credentials_are_declared_by_the_guest_and_supplied_by_the_host() {
+    let lib = need_model!();
+    let r = eval(
+        &lib,
+        r#"let c = guest { boot.miniguest.credentials = [ "api-token" ]; }; ct = guest { boot.miniguest.guestType = "lxc"; boot.miniguest.credentials = [ "a" ]; }; m = x: contract.mkManifest x.config.boot.miniguest; in { names = (m c).credentials; fwcfg = lib.elem "qemu_fw_cfg" c.config.boot.initrd.kernelModules; plain = lib.elem "qemu_fw_cfg" (guest { }).config.boot.initrd.kernelModules; ct = (m ct).credentials; }"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r["names"], serde_json::json!(["api-token"]), "{r}");
+    assert_eq!(r["fwcfg"], true, "{r}");
+    assert_eq!(r["plain"], false, "{r}");
+    assert_eq!(r["ct"], serde_json::json!(["a"]), "{r}");
+
+    fails_with(
+        eval(&lib, r#"built (guest { boot.miniguest.credentials = [ "../etc/shadow" ]; })"#),
+        "boot.miniguest.credentials.0: \"../etc/shadow\" is not a credential name",
+    );
+    let host = |extra: &str, attr: &str| {
+        eval(
+            &lib,
+            &format!(
+                r#"(eval [ root hostModule {{ miniguests.web = {{ configuration = vm {{ boot.miniguest.credentials = [ "api-token" ]; }}; }} // {extra}; }} ]).config.{attr}"#
+            ),
+        )
+    };
+    let script = r#"systemd.services."miniguest-define-web".script"#;
+    let checked = "system.build.toplevel.drvPath";
+    let unit = host(r#"{ credentials.api-token = "/run/secrets/token"; }"#, script).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        unit,
+        "miniguest create -t libvirt --define --connect qemu:///system --credential 'api-token=/run/secrets/token' web\nminiguest restart --if-needed web"
+    );
+    fails_with(host("{ }", checked), "miniguests.web.credentials.api-token: guest web declares credential api-token");
+    fails_with(
+        host(r#"{ credentials = { api-token = "/run/t"; other = "/run/o"; }; }"#, checked),
+        "miniguests.web.credentials.other: guest web does not declare this credential",
+    );
+    fails_with(
+        host(r#"{ credentials.api-token = "${builtins.storeDir}/x-secret"; }"#, checked),
+        "must be an absolute path outside the Nix store",
+    );
 }

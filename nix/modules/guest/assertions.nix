@@ -52,6 +52,16 @@ in
           }
         ])
         cfg.shares)
+      ++ lib.imap0
+        (i: n: {
+          assertion = valid.credentialName n;
+          message = "${opt}.credentials.${toString i}: ${builtins.toJSON n} is not a credential name (1-${toString limits.credentialName} characters of ${contract.patterns.credentialName})";
+        })
+        cfg.credentials
+      ++ lib.optional (lib.length (lib.unique cfg.credentials) != lib.length cfg.credentials) {
+        assertion = false;
+        message = "${opt}.credentials: a name is listed twice";
+      }
       ++ lib.concatLists (lib.imap0
         (i: iface:
           let at = "${opt}.interfaces.${toString i}"; in [

@@ -15,7 +15,7 @@ let
   userGaveInit = lib.any (p: lib.hasPrefix "init=" p) config.boot.kernelParams;
   agent = isVm && cfg.guestAgent.enable;
   manifest = contract.mkManifest {
-    inherit (cfg) guestType memoryMiB vcpus interfaces readyCommand;
+    inherit (cfg) guestType memoryMiB vcpus interfaces readyCommand credentials;
     inherit agent;
     toplevel = "${config.system.build.toplevel}";
     qemu.fsType = fs;
@@ -96,6 +96,12 @@ in
       }) (lib.filterAttrs (_: v: contract.valid.mountPoint v.mountPoint) cfg.volumes)
       // lib.mapAttrs' (tag: s: lib.nameValuePair s.mountPoint (shareFileSystem { inherit tag; inherit (s) readOnly; }))
         (lib.filterAttrs (_: s: contract.valid.mountPoint s.mountPoint) cfg.shares);
+    })
+
+    (mkIf (isVm && cfg.credentials != [ ]) {
+      # systemd reads fw_cfg's credentials through this driver's sysfs
+      # files; loaded in stage 1, they are there before the system starts.
+      boot.initrd.kernelModules = contract.credentialModules;
     })
 
     (mkIf agent {

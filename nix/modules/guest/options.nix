@@ -43,6 +43,22 @@ in
       '';
     };
 
+    credentials = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "ssh-host-key" "api-token" ];
+      description = ''
+        The systemd credentials this guest expects, by name. The host
+        supplies each one's file when it defines the guest (`create
+        --credential NAME=PATH`, or the host module's
+        `miniguests.<name>.credentials`); the value never enters the Nix
+        store. The guest's systemd has them as system credentials
+        (`systemd-creds --system list`, `LoadCredential=NAME` in a unit):
+        a VM's from QEMU's fw_cfg, a container's from the read-only
+        directory its manager passes.
+      '';
+    };
+
     memoryMiB = mkOption {
       type = types.ints.positive;
       default = contract.defaults.memoryMiB;

@@ -18,6 +18,32 @@ in
         message = "miniguests.${name}: a guest name is 1-${toString contract.limits.guestName} letters, digits and '-', starting and ending with a letter or digit, without '-<number>-link' (it is also the guest's host name)";
       })
       cfg
+    ++ lib.concatLists (lib.mapAttrsToList
+      (name: guest:
+        let
+          at = "miniguests.${name}.credentials";
+          declaredNames = declared.${name}.eval.config.boot.miniguest.credentials;
+        in
+        lib.mapAttrsToList
+          (cred: source: {
+            assertion = lib.hasPrefix "/" source && !(lib.hasPrefix builtins.storeDir source)
+              && contract.valid.hostPath source;
+            message = "${at}.${cred}: ${builtins.toJSON source} must be an absolute path outside the Nix store (the store is world-readable)";
+          })
+          guest.credentials
+        ++ map
+          (cred: {
+            assertion = guest.credentials ? ${cred};
+            message = "${at}.${cred}: guest ${name} declares credential ${cred} (boot.miniguest.credentials); give the host file it is read from";
+          })
+          declaredNames
+        ++ map
+          (cred: {
+            assertion = lib.elem cred declaredNames;
+            message = "${at}.${cred}: guest ${name} does not declare this credential (boot.miniguest.credentials)";
+          })
+          (lib.attrNames guest.credentials))
+      cfg)
     ++ lib.optionals (containers != { }) [
       {
         assertion = lib.any (rootRange "startUid") root.subUidRanges

@@ -84,6 +84,20 @@ in
           default = "qemu:///system";
           description = "libvirt connection for libvirt guests.";
         };
+        credentials = mkOption {
+          # A string, not a path: a Nix path would be copied into the
+          # world-readable store.
+          type = types.attrsOf types.str;
+          default = { };
+          example = { ssh-host-key = "/var/lib/secrets/web/ssh_host_ed25519_key"; };
+          description = ''
+            The host file each systemd credential the guest declares
+            (`boot.miniguest.credentials`) is read from when the guest
+            starts: an absolute path outside the Nix store, such as one a
+            secrets manager writes at activation. Every declared credential
+            needs one, and only declared ones may be given.
+          '';
+        };
       };
     });
   };

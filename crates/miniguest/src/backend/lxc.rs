@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use super::capabilities::{Capabilities, VolumeForm};
 use super::container::idmap::IdMap;
 use super::container::{self, idmapped};
+use super::credentials;
 use super::exec::{run_local, ExecIo, ExecOutcome, ExecRequest};
 use super::host::{find_program, path_str, run_checked};
 use super::{Backend, Change, Console, GuestSpec, Kind, Policy, SiteOptions, State};
@@ -129,6 +130,23 @@ impl Container<'_> {
                 share.source.as_str(),
                 share.mount_point.relative(),
                 &format!("{mode},bind,create=dir"),
+            )?;
+        }
+        if !spec.credentials.is_empty() {
+            // systemd's container interface: PID 1 imports the credentials
+            // in the directory $CREDENTIALS_DIRECTORY names, as from
+            // systemd-nspawn. The directory (staged by the hook) is bound
+            // read-only into a /run of the container's own, which systemd
+            // then keeps rather than mounting over it.
+            c.mount_fs("tmpfs", "run", "tmpfs", "rw,nosuid,nodev,mode=755,create=dir")?;
+            c.mount_entry(
+                path_str(&credentials::staging_dir(&spec.name))?,
+                credentials::CONTAINER_DIR.trim_start_matches('/'),
+                "ro,bind,nosuid,nodev,noexec,create=dir",
+            )?;
+            c.set(
+                "lxc.environment",
+                format!("CREDENTIALS_DIRECTORY={}", credentials::CONTAINER_DIR),
             )?;
         }
         c.set("lxc.init.cmd", format!("/{}", files::INIT))?;

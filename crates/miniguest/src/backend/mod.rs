@@ -12,6 +12,7 @@
 pub mod agent;
 pub mod capabilities;
 pub mod container;
+pub mod credentials;
 pub mod exec;
 pub mod exposure;
 pub mod host;

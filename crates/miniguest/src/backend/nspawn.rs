@@ -93,6 +93,9 @@ pub struct MachineModel {
     pub binds: Vec<Bind>,
     pub bridges: Vec<String>,
     pub init: String,
+    /// `NAME:PATH`: systemd credentials nspawn reads from the host and
+    /// passes to the container's PID 1.
+    pub credentials: Vec<String>,
 }
 
 /// The machine's empty root; nspawn insists on a `usr/` in it. The dot
@@ -150,6 +153,11 @@ pub fn model(spec: &GuestSpec, map: Option<IdMap>, program_idmap: bool) -> Resul
         binds,
         bridges,
         init: format!("/{}", files::INIT),
+        credentials: spec
+            .credentials
+            .iter()
+            .map(|c| Ok(format!("{}:{}", c.name, path_str(&c.source)?)))
+            .collect::<Result<_>>()?,
     })
 }
 
@@ -184,6 +192,9 @@ impl MachineModel {
         for br in &self.bridges {
             argv.push(format!("--network-bridge={br}"));
         }
+        for c in &self.credentials {
+            argv.push(format!("--load-credential={c}"));
+        }
         argv.push(self.init.clone());
         Ok(argv)
     }
@@ -202,6 +213,9 @@ impl MachineModel {
         match self.private_users {
             Some(map) => u.set("PrivateUsers", format!("{}:{}", map.uid_start, map.count))?,
             None => u.set("PrivateUsers", "no")?,
+        }
+        for c in &self.credentials {
+            u.set("LoadCredential", c)?;
         }
         u.section("Files")?;
         for bind in &self.binds {

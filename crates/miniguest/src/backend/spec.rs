@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 
 use super::host::{default_virt_type, helper_program, hook_command, path_str};
+use super::credentials::Credential;
 use crate::contract::{files, output, Interface, Manifest, Volume};
 use crate::guest::{Entry, GuestName, Layout};
 use crate::nix::store_path::store_dir;
@@ -35,6 +36,9 @@ pub struct SpecOptions {
     pub state_dir: PathBuf,
     pub console_log: Option<PathBuf>,
     pub allow_share: Vec<PathBuf>,
+    /// Each credential the guest expects, with the host file it comes from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credentials: Vec<Credential>,
 }
 
 /// Everything a backend needs to know about one guest.
@@ -69,6 +73,8 @@ pub struct GuestSpec {
     /// when the guest starts and after it stops, so that what it booted is
     /// kept as a GC root however it was started (`miniguest … hook`).
     pub hook: Option<String>,
+    /// The systemd credentials the guest gets, each from its host file.
+    pub credentials: Vec<Credential>,
 }
 
 impl GuestSpec {
@@ -105,6 +111,13 @@ impl GuestSpec {
                 .build()
         };
         super::exposure::check_shares(&spec, &opts.allow_share)?;
+        let credentials = super::credentials::resolve(
+            name,
+            &spec.manifest.credentials,
+            &opts.credentials,
+            &spec.store_dir,
+        )?;
+        let spec = GuestSpec { credentials, ..spec };
         Ok(spec)
     }
 
@@ -126,6 +139,7 @@ impl GuestSpec {
             read_only_virtiofsd: helper_program("miniguest-virtiofsd"),
             qboot: super::host::qboot(),
             hook: None,
+            credentials: vec![],
             manifest,
             name,
         })

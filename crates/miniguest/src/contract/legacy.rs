@@ -39,6 +39,7 @@ pub fn parse(json: &str) -> Result<Manifest> {
         // The original left virt-install's default network.
         interfaces: None,
         agent: false,
+        credentials: vec![],
         ready_command: None,
         toplevel: None,
     })

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::files;
 use super::values::{
-    plain_text, FsType, HostPath, IfName, Mac, MountPoint, NetName, Tag, VolumeName,
+    plain_text, CredentialName, FsType, HostPath, IfName, Mac, MountPoint, NetName, Tag, VolumeName,
 };
 
 pub const VERSION: u64 = 1;
@@ -261,6 +261,11 @@ pub struct Manifest {
     /// through the agent's virtio-serial port.
     #[serde(default)]
     pub agent: bool,
+    /// The systemd credentials the guest expects, by name only: their
+    /// sources are the host's to give (`create --credential`), never the
+    /// guest's to name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credentials: Vec<CredentialName>,
     /// The command (run in the guest) whose first word says whether its
     /// boot has finished: `running`, `degraded`, anything else for not yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -346,6 +351,11 @@ impl Manifest {
         // Run in the guest only, but shown on the host's terminal.
         for (i, word) in self.ready_command.iter().flatten().enumerate() {
             plain_text(word).map_err(|e| anyhow::anyhow!("readyCommand[{i}]: {e}"))?;
+        }
+        for (i, name) in self.credentials.iter().enumerate() {
+            if self.credentials[..i].contains(name) {
+                bail!("credentials[{i}]: {:?} is listed twice", name.as_str());
+            }
         }
         if self.ready_command.as_ref().is_some_and(Vec::is_empty) {
             bail!("readyCommand: must name a program");
@@ -442,6 +452,25 @@ mod tests {
         assert_eq!(m.store_fs, ShareFs::NineP);
         assert_eq!(m.memory_mib, DEFAULT_MEMORY_MIB);
         assert!(m.is_stateless());
+    }
+
+    /// A guest names the credentials it expects, never where the host
+    /// reads them from.
+    #[test]
+    fn credentials_are_names_only() {
+        let m = Manifest::parse(r#"{"version":1,"guestType":"qemu","credentials":["ssh-host-key"]}"#).unwrap();
+        assert_eq!(m.credentials[0], "ssh-host-key");
+        for (bad, field) in [
+            (r#"["/etc/shadow"]"#, "credentials[0]: \"/etc/shadow\" is not a credential name"),
+            (r#"["../shadow"]"#, "credentials[0]"),
+            (r#"[{"name":"a","source":"/etc/shadow"}]"#, "credentials[0]: invalid type"),
+            (r#"{"a":"/etc/shadow"}"#, "credentials: invalid type"),
+            (r#"["a","a"]"#, "credentials[1]: \"a\" is listed twice"),
+        ] {
+            let json = format!(r#"{{"version":1,"guestType":"qemu","credentials":{bad}}}"#);
+            let e = format!("{:#}", Manifest::parse(&json).unwrap_err());
+            assert!(e.starts_with(field), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub mod limits {
     pub const BRIDGE: usize = 15;
     pub const NETWORK: usize = 64;
     pub const FS_TYPE: usize = 16;
+    /// A credential's name ends a fw_cfg file name, which holds 55 bytes
+    /// after `opt/io.systemd.credentials/`'s 27.
+    pub const CREDENTIAL_NAME: usize = 28;
 }
 
 /// Defines a string newtype whose only constructor is `TryFrom<String>`
@@ -134,6 +137,28 @@ checked_string!(
     /// directory's file name.
     VolumeName,
     |v| plain_name(v, limits::VOLUME_NAME)
+);
+
+checked_string!(
+    /// A systemd credential's name (`patterns.credentialName`): a file
+    /// name in the guest's credentials directory and the end of a fw_cfg
+    /// file name, so no slash, no leading dot, nothing a writer must quote.
+    CredentialName,
+    |v| {
+        let ok = v.len() <= limits::CREDENTIAL_NAME
+            && v.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+            && v
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "{v:?} is not a credential name (1-{} characters of [A-Za-z0-9._-], starting with a letter or digit)",
+                limits::CREDENTIAL_NAME
+            ))
+        }
+    }
 );
 
 /// No control characters: they would end a line in a config file or a

@@ -40,10 +40,16 @@ impl LxcConfig {
     /// `lxc.mount.entry`, whose fields are fstab-style: white space and
     /// backslashes inside a path are written as octal escapes.
     pub fn mount_entry(&mut self, source: &str, target: &str, options: &str) -> Result<()> {
+        self.mount_fs(source, target, "none", options)
+    }
+
+    /// A mount of a file system of type `fs_type` (`tmpfs`).
+    pub fn mount_fs(&mut self, source: &str, target: &str, fs_type: &str, options: &str) -> Result<()> {
         let entry = format!(
-            "{} {} none {} 0 0",
+            "{} {} {} {} 0 0",
             fstab_field(source)?,
             fstab_field(target)?,
+            fstab_field(fs_type)?,
             fstab_field(options)?
         );
         self.set("lxc.mount.entry", entry)

@@ -42,6 +42,7 @@ pub fn run(layout: &Layout, name: &GuestName, event: Event, view: Option<IdMap>)
                 idmapped::mount_view(&store_dir(), &views.join("store"), map)?;
                 idmapped::mount_view(&output.join(files::BOOT_DIR), &views.join("boot"), map)?;
             }
+            super::credentials::stage(layout, name)?;
             booted::record(name, &output)
         }
         Event::Stopped => {
@@ -52,6 +53,7 @@ pub fn run(layout: &Layout, name: &GuestName, event: Event, view: Option<IdMap>)
                 }
                 let _ = std::fs::remove_dir(&views);
             }
+            super::credentials::unstage(name)?;
             booted::clear(name)
         }
     }

@@ -51,6 +51,9 @@ pub fn start(layout: &Layout, name: &GuestName, guest: &DefinedGuest) -> Result<
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", spec.root.display()))?;
     booted::record(name, &output)?;
+    // Staged here too: libvirt runs its hook only if it found it when it
+    // started.
+    super::credentials::stage(layout, name)?;
     if let Err(e) = guest.backend.start(name) {
         let _ = booted::clear(name);
         return Err(e);

@@ -4,6 +4,7 @@
 //! (`status`), and the hook hypervisors run around its life (`hook`).
 //! Commands call these; these never call commands.
 
+pub mod credentials;
 pub mod exec;
 pub mod hook;
 pub mod lifecycle;

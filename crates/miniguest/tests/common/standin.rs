@@ -137,6 +137,8 @@ pub struct Report {
     /// systemd stage 1 ran, in order.
     pub stage1: String,
     pub stage1_units: Vec<String>,
+    /// The system credentials it found: name and SHA-256 of the value.
+    pub credentials: std::collections::BTreeMap<String, String>,
 }
 
 fn field(line: &str, key: &str) -> String {
@@ -152,12 +154,15 @@ pub fn reports(console: &str) -> Vec<Report> {
     let mut booted: Option<&str> = None;
     let mut state: Option<&str> = None;
     let mut stage1: Option<&str> = None;
+    let mut credentials = std::collections::BTreeMap::new();
     for line in console.lines() {
         let line = line.trim_start_matches(|c: char| c != 'S');
         if line.starts_with("STANDIN-STAGE1") {
             stage1 = Some(line);
         } else if line.starts_with("STANDIN-BOOTED") {
             booted = Some(line);
+        } else if line.starts_with("STANDIN-CREDENTIAL") {
+            credentials.insert(field(line, "name"), field(line, "sha256"));
         } else if line.starts_with("STANDIN-STATE") {
             state = Some(line);
         } else if line.starts_with("STANDIN-CHECK") {
@@ -186,6 +191,7 @@ pub fn reports(console: &str) -> Vec<Report> {
                     state_writable: state
                         .take()
                         .map_or("?".into(), |s| field(s, "state-writable")),
+                    credentials: std::mem::take(&mut credentials),
                 });
             }
         }

@@ -32,6 +32,9 @@ pub struct Domain {
     /// A virtio-serial channel for the QEMU guest agent, which libvirt
     /// talks to itself.
     pub agent_channel: bool,
+    /// fw_cfg files (name, host file): the guest's systemd credentials,
+    /// from the copies staged for QEMU's user as the domain starts.
+    pub fw_cfg: Vec<(String, String)>,
 }
 
 pub struct Disk {
@@ -169,6 +172,14 @@ impl Domain {
                 None => Console::Pty,
             },
             agent_channel: spec.manifest.agent,
+            fw_cfg: spec
+                .credentials
+                .iter()
+                .map(|c| {
+                    let staged = crate::backend::credentials::staged_path(&spec.name, c);
+                    Ok((c.fw_cfg_name(), path_str(&staged)?.to_owned()))
+                })
+                .collect::<Result<_>>()?,
         })
     }
 }

@@ -123,6 +123,9 @@ impl Backend for Libvirt {
     fn command(&self, spec: &GuestSpec) -> Result<String> {
         let domain = Domain::new(spec, stable_uuid(&spec.name))?;
         let mut text = super::volumes::images_script(spec)?;
+        // The copies QEMU's user reads, until the host reboots; a defined
+        // guest gets them afresh at each start.
+        text.push_str(&super::credentials::staging_script(spec)?);
         match virt_install::argv(&domain, &self.at.uri) {
             Ok(argv) => text.push_str(&format!("{}\n", crate::formats::shell::join(&argv))),
             Err(e) => {

@@ -119,6 +119,13 @@ pub fn argv(d: &Domain, uri: &str) -> Result<Vec<String>, Unquotable> {
         Console::PtyLogged(log) => format!("pty,log.file={},log.append=off", vi(log)?),
         Console::Pty => "pty".into(),
     });
+    if !d.fw_cfg.is_empty() {
+        let mut opt = String::from("type=fwcfg");
+        for (i, (name, file)) in d.fw_cfg.iter().enumerate() {
+            opt.push_str(&format!(",entry{i}.name={},entry{i}.file={}", vi(name)?, vi(file)?));
+        }
+        argv.extend(["--sysinfo".into(), opt]);
+    }
     if d.agent_channel {
         argv.push("--channel".into());
         argv.push(format!(

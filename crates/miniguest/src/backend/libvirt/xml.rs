@@ -40,6 +40,13 @@ pub fn render(d: &Domain) -> Result<String> {
     x.text("initrd", &[], &d.initrd)?;
     x.text("cmdline", &[], &d.cmdline)?;
     x.close()?;
+    if !d.fw_cfg.is_empty() {
+        x.open("sysinfo", &[("type", "fwcfg")])?;
+        for (name, file) in &d.fw_cfg {
+            x.empty("entry", &[("name", name), ("file", file)])?;
+        }
+        x.close()?;
+    }
     x.open("features", &[])?;
     x.empty("acpi", &[])?;
     x.close()?;

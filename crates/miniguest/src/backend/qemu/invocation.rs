@@ -219,6 +219,18 @@ pub fn invocation(spec: &GuestSpec, socket_dir: &Path) -> Result<Invocation> {
             ),
         ]);
     }
+    // QEMU reads each value from its file at start; the command line
+    // holds only the path.
+    for c in &spec.credentials {
+        q.extend([
+            "-fw_cfg".into(),
+            format!(
+                "name={},file={}",
+                c.fw_cfg_name(),
+                qv(path_str(&c.source)?)
+            ),
+        ]);
+    }
     match &spec.console_log {
         Some(log) => q.extend(["-serial".into(), format!("file:{}", path_str(log)?)]),
         None => q.extend(["-serial".into(), "mon:stdio".into()]),
