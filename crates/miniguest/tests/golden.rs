@@ -17,23 +17,34 @@ const MAP: IdMap = IdMap {
 };
 
 fn spec(manifest: &str) -> GuestSpec {
-    common::spec_from_manifest(manifest)
+    let mut s = common::spec_from_manifest(manifest);
+    // A guest that declares credentials gets them from these host files.
+    s.credentials = s
+        .manifest
+        .credentials
+        .iter()
+        .map(|name| miniguest::backend::credentials::Credential {
+            name: name.clone(),
+            source: PathBuf::from(format!("/var/lib/secrets/{name}")),
+        })
+        .collect();
+    s
 }
 
 const STATELESS_9P: &str =
     r#"{"version":1,"guestType":"qemu","kernelParams":["console=ttyS0","init=/boot/init"]}"#;
-const STATEFUL_VIRTIOFS: &str = r#"{"version":1,"guestType":"qemu","storeFs":"virtiofs","agent":true,
+const STATEFUL_VIRTIOFS: &str = r#"{"version":1,"guestType":"qemu","storeFs":"virtiofs","agent":true,"credentials":["api-token","ssh-host-key"],
   "kernelParams":["console=ttyS0"],"memoryMiB":2048,"vcpus":2,
   "volumes":[{"name":"var","mountPoint":"/var","sizeMiB":4096}],
   "shares":[{"tag":"data","source":"/srv/data & more","mountPoint":"/data","readOnly":true}],
   "interfaces":[{"type":"bridge","source":"br0","mac":"52:54:00:12:34:56"},{"type":"network","source":"default"}]}"#;
 /// As STATEFUL_VIRTIOFS, with the interfaces plain QEMU takes.
-const STATEFUL_VIRTIOFS_QEMU: &str = r#"{"version":1,"guestType":"qemu","storeFs":"virtiofs","agent":true,
+const STATEFUL_VIRTIOFS_QEMU: &str = r#"{"version":1,"guestType":"qemu","storeFs":"virtiofs","agent":true,"credentials":["api-token","ssh-host-key"],
   "kernelParams":["console=ttyS0"],"memoryMiB":2048,"vcpus":2,
   "volumes":[{"name":"var","mountPoint":"/var","sizeMiB":4096}],
   "shares":[{"tag":"data","source":"/srv/data & more","mountPoint":"/data","readOnly":true}],
   "interfaces":[{"type":"bridge","source":"br0","mac":"52:54:00:12:34:56"},{"type":"user","forwardPorts":[{"host":2222,"guest":22}]}]}"#;
-const CONTAINER: &str = r#"{"version":1,"guestType":"lxc",
+const CONTAINER: &str = r#"{"version":1,"guestType":"lxc","credentials":["api-token"],
   "volumes":[{"name":"state","mountPoint":"/var/lib/app","sizeMiB":1}],
   "shares":[{"tag":"media","source":"/srv/my media","mountPoint":"/media","readOnly":true}],
   "interfaces":[{"type":"bridge","source":"lxcbr0"}]}"#;

@@ -656,7 +656,10 @@ fn credentials_are_declared_by_the_guest_and_supplied_by_the_host() {
     assert_eq!(r["ct"], serde_json::json!(["a"]), "{r}");
 
     fails_with(
-        eval(&lib, r#"built (guest { boot.miniguest.credentials = [ "../etc/shadow" ]; })"#),
+        eval(
+            &lib,
+            r#"built (guest { boot.miniguest.credentials = [ "../etc/shadow" ]; })"#,
+        ),
         "boot.miniguest.credentials.0: \"../etc/shadow\" is not a credential name",
     );
     let host = |extra: &str, attr: &str| {
@@ -669,18 +672,31 @@ fn credentials_are_declared_by_the_guest_and_supplied_by_the_host() {
     };
     let script = r#"systemd.services."miniguest-define-web".script"#;
     let checked = "system.build.toplevel.drvPath";
-    let unit = host(r#"{ credentials.api-token = "/run/secrets/token"; }"#, script).unwrap_or_else(|e| panic!("{e}"));
+    let unit = host(
+        r#"{ credentials.api-token = "/run/secrets/token"; }"#,
+        script,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         unit,
         "miniguest create -t libvirt --define --connect qemu:///system --credential 'api-token=/run/secrets/token' web\nminiguest restart --if-needed web"
     );
-    fails_with(host("{ }", checked), "miniguests.web.credentials.api-token: guest web declares credential api-token");
     fails_with(
-        host(r#"{ credentials = { api-token = "/run/t"; other = "/run/o"; }; }"#, checked),
+        host("{ }", checked),
+        "miniguests.web.credentials.api-token: guest web declares credential api-token",
+    );
+    fails_with(
+        host(
+            r#"{ credentials = { api-token = "/run/t"; other = "/run/o"; }; }"#,
+            checked,
+        ),
         "miniguests.web.credentials.other: guest web does not declare this credential",
     );
     fails_with(
-        host(r#"{ credentials.api-token = "${builtins.storeDir}/x-secret"; }"#, checked),
+        host(
+            r#"{ credentials.api-token = "${builtins.storeDir}/x-secret"; }"#,
+            checked,
+        ),
         "must be an absolute path outside the Nix store",
     );
 }

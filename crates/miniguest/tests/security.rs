@@ -102,6 +102,11 @@ fn hostile_manifest_values_are_refused_by_field() {
             "typeerror",
             "volumes[0].sizeMiB: invalid type: string \"big\"",
         ),
+        (
+            "credpath",
+            "credentials[0]: \"/etc/shadow\" is not a credential name",
+        ),
+        ("credobject", "credentials[0]: invalid type: map"),
     ] {
         refused_install_leaves_nothing(&env, attr, want);
     }

@@ -101,7 +101,8 @@ fn check_source(c: &Credential, store_dir: &Path) -> Result<()> {
     if !c.source.is_absolute() {
         bail!("{}: {} is not an absolute path", at(), c.source.display());
     }
-    crate::contract::values::plain_text(&c.source.to_string_lossy()).map_err(|e| anyhow::anyhow!("{}: {e}", at()))?;
+    crate::contract::values::plain_text(&c.source.to_string_lossy())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", at()))?;
     let resolved = c
         .source
         .canonicalize()
@@ -174,7 +175,8 @@ pub fn stage(dir: &Path, credentials: &[Credential], reader: Reader) -> Result<(
         .with_context(|| format!("cannot create {}", dir.display()))?;
     for c in credentials {
         let at = || format!("credential {}: {}", c.name, c.source.display());
-        let source = std::fs::File::open(&c.source).with_context(|| format!("{}: cannot read it", at()))?;
+        let source =
+            std::fs::File::open(&c.source).with_context(|| format!("{}: cannot read it", at()))?;
         if !source.metadata()?.is_file() {
             bail!("{}: not a regular file", at());
         }
@@ -210,7 +212,13 @@ pub fn staging_script(spec: &super::GuestSpec) -> Result<String> {
     let mut s = String::new();
     for d in [dir.parent().expect("a parent"), &dir] {
         let d = super::host::path_str(d)?;
-        s.push_str(&join(&["install".into(), "-d".into(), "-m".into(), "0711".into(), d.into()]));
+        s.push_str(&join(&[
+            "install".into(),
+            "-d".into(),
+            "-m".into(),
+            "0711".into(),
+            d.into(),
+        ]));
         s.push('\n');
     }
     for c in &spec.credentials {
@@ -268,12 +276,28 @@ mod tests {
         let ok = resolve(&guest, &[name("a")], &[given("a")], store).unwrap();
         assert_eq!(ok.len(), 1);
         let e = resolve(&guest, &[name("a")], &[], store).unwrap_err();
-        assert!(e.to_string().contains("credential a: guest web expects it"), "{e}");
+        assert!(
+            e.to_string().contains("credential a: guest web expects it"),
+            "{e}"
+        );
         let e = resolve(&guest, &[name("a")], &[given("a"), given("b")], store).unwrap_err();
-        assert!(e.to_string().contains("--credential b: guest web does not declare it"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("--credential b: guest web does not declare it"),
+            "{e}"
+        );
         let e = resolve(&guest, &[name("a")], &[given("a"), given("a")], store).unwrap_err();
         assert!(e.to_string().contains("given twice"), "{e}");
-        let e = resolve(&guest, &[name("a")], &[Credential { name: name("a"), source: dir.path().into() }], store).unwrap_err();
+        let e = resolve(
+            &guest,
+            &[name("a")],
+            &[Credential {
+                name: name("a"),
+                source: dir.path().into(),
+            }],
+            store,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("not a regular file"), "{e}");
         let e = resolve(&guest, &[name("a")], &[given("a")], dir.path()).unwrap_err();
         assert!(e.to_string().contains("in the Nix store"), "{e}");

@@ -138,7 +138,12 @@ impl Container<'_> {
             // systemd-nspawn. The directory (staged by the hook) is bound
             // read-only into a /run of the container's own, which systemd
             // then keeps rather than mounting over it.
-            c.mount_fs("tmpfs", "run", "tmpfs", "rw,nosuid,nodev,mode=755,create=dir")?;
+            c.mount_fs(
+                "tmpfs",
+                "run",
+                "tmpfs",
+                "rw,nosuid,nodev,mode=755,create=dir",
+            )?;
             c.mount_entry(
                 path_str(&credentials::staging_dir(&spec.name))?,
                 credentials::CONTAINER_DIR.trim_start_matches('/'),

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use super::host::{default_virt_type, helper_program, hook_command, path_str};
 use super::credentials::Credential;
+use super::host::{default_virt_type, helper_program, hook_command, path_str};
 use crate::contract::{files, output, Interface, Manifest, Volume};
 use crate::guest::{Entry, GuestName, Layout};
 use crate::nix::store_path::store_dir;
@@ -117,7 +117,10 @@ impl GuestSpec {
             &opts.credentials,
             &spec.store_dir,
         )?;
-        let spec = GuestSpec { credentials, ..spec };
+        let spec = GuestSpec {
+            credentials,
+            ..spec
+        };
         Ok(spec)
     }
 

@@ -458,12 +458,20 @@ mod tests {
     /// reads them from.
     #[test]
     fn credentials_are_names_only() {
-        let m = Manifest::parse(r#"{"version":1,"guestType":"qemu","credentials":["ssh-host-key"]}"#).unwrap();
+        let m =
+            Manifest::parse(r#"{"version":1,"guestType":"qemu","credentials":["ssh-host-key"]}"#)
+                .unwrap();
         assert_eq!(m.credentials[0], "ssh-host-key");
         for (bad, field) in [
-            (r#"["/etc/shadow"]"#, "credentials[0]: \"/etc/shadow\" is not a credential name"),
+            (
+                r#"["/etc/shadow"]"#,
+                "credentials[0]: \"/etc/shadow\" is not a credential name",
+            ),
             (r#"["../shadow"]"#, "credentials[0]"),
-            (r#"[{"name":"a","source":"/etc/shadow"}]"#, "credentials[0]: invalid type"),
+            (
+                r#"[{"name":"a","source":"/etc/shadow"}]"#,
+                "credentials[0]: invalid type",
+            ),
             (r#"{"a":"/etc/shadow"}"#, "credentials: invalid type"),
             (r#"["a","a"]"#, "credentials[1]: \"a\" is listed twice"),
         ] {

@@ -44,7 +44,13 @@ impl LxcConfig {
     }
 
     /// A mount of a file system of type `fs_type` (`tmpfs`).
-    pub fn mount_fs(&mut self, source: &str, target: &str, fs_type: &str, options: &str) -> Result<()> {
+    pub fn mount_fs(
+        &mut self,
+        source: &str,
+        target: &str,
+        fs_type: &str,
+        options: &str,
+    ) -> Result<()> {
         let entry = format!(
             "{} {} {} {} 0 0",
             fstab_field(source)?,

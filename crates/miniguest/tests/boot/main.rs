@@ -7,6 +7,7 @@ mod common;
 
 mod helpers;
 
+mod credentials;
 mod day_three;
 mod guest_module;
 mod host_module;

@@ -122,7 +122,11 @@ pub fn argv(d: &Domain, uri: &str) -> Result<Vec<String>, Unquotable> {
     if !d.fw_cfg.is_empty() {
         let mut opt = String::from("type=fwcfg");
         for (i, (name, file)) in d.fw_cfg.iter().enumerate() {
-            opt.push_str(&format!(",entry{i}.name={},entry{i}.file={}", vi(name)?, vi(file)?));
+            opt.push_str(&format!(
+                ",entry{i}.name={},entry{i}.file={}",
+                vi(name)?,
+                vi(file)?
+            ));
         }
         argv.extend(["--sysinfo".into(), opt]);
     }

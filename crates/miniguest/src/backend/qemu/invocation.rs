@@ -224,11 +224,7 @@ pub fn invocation(spec: &GuestSpec, socket_dir: &Path) -> Result<Invocation> {
     for c in &spec.credentials {
         q.extend([
             "-fw_cfg".into(),
-            format!(
-                "name={},file={}",
-                c.fw_cfg_name(),
-                qv(path_str(&c.source)?)
-            ),
+            format!("name={},file={}", c.fw_cfg_name(), qv(path_str(&c.source)?)),
         ]);
     }
     match &spec.console_log {
