@@ -250,6 +250,9 @@ let
     if [ -d /state ]; then state=$(writable /state); fi
     var=$(grep ' /var ' /proc/mounts | cut -d' ' -f3)
     mem=$(awk '/MemTotal/ {print $2}' /proc/meminfo)
+    # What of the store it sees: how many paths, and a hash of their
+    # sorted names.
+    echo "STANDIN-STORE count=$(ls -A /nix/store | wc -l) sha256=$(ls -A /nix/store | LC_ALL=C sort | sha256sum | cut -d' ' -f1)"
     echo "STANDIN-STATE disks=$disks state-writable=$state var=''${var:-none} mem-kib=$mem"
     echo "STANDIN-CHECK store-writable=$store boot-writable=$boot store-writable-after-remount=$remount remount-rw=$remount_rw store-owner=$store_owner boot-owner=$boot_owner"
     echo "STANDIN-DONE"

@@ -350,6 +350,10 @@ pub struct HypervisorOptions {
     /// when the guest starts; the guest must declare NAME (repeatable)
     #[arg(long, value_name = "NAME=PATH", value_parser = crate::backend::credentials::parse_option)]
     pub credential: Vec<crate::backend::credentials::Credential>,
+    /// What of the host's store the guest sees: all of it, read-only, or
+    /// only its own closure
+    #[arg(long, value_enum, default_value_t)]
+    pub store_view: crate::backend::store_view::StoreView,
 }
 
 impl HypervisorOptions {
@@ -365,6 +369,7 @@ impl HypervisorOptions {
             console_log: self.console_log.clone(),
             allow_share: self.allow_share.clone(),
             credentials: self.credential.clone(),
+            store_view: self.store_view,
         }
     }
 }

@@ -40,6 +40,7 @@ let
       argv = [ "miniguest" "create" "-t" backend "--define" ]
         ++ lib.optionals (backend == "libvirt") [ "--connect" guest.libvirtUri ]
         ++ lib.optional guest.autostart "--autostart"
+        ++ lib.optionals (guest.storeView != "full") [ "--store-view" guest.storeView ]
         ++ lib.concatLists (lib.mapAttrsToList (cred: source: [ "--credential" "${cred}=${source}" ]) guest.credentials)
         ++ [ name ];
     in

@@ -84,6 +84,16 @@ in
           default = "qemu:///system";
           description = "libvirt connection for libvirt guests.";
         };
+        storeView = mkOption {
+          type = types.enum [ "full" "closure" ];
+          default = "full";
+          description = ''
+            What of the host's store the guest sees: `full`, the whole
+            store read-only, or `closure`, only the paths of its own
+            closure (bind mounts of each, built as the guest starts; LXC
+            and libvirt).
+          '';
+        };
         credentials = mkOption {
           # A string, not a path: a Nix path would be copied into the
           # world-readable store.

@@ -15,6 +15,7 @@ use super::container::{self, idmapped};
 use super::credentials;
 use super::exec::{run_local, ExecIo, ExecOutcome, ExecRequest};
 use super::host::{find_program, path_str, run_checked};
+use super::store_view::{self, StoreView};
 use super::{Backend, Change, Console, GuestSpec, Kind, Policy, SiteOptions, State};
 use crate::contract::{files, GuestType, InterfaceType, Link};
 use crate::formats::lxc::LxcConfig;
@@ -115,7 +116,19 @@ impl Container<'_> {
             }
             None => (spec.store_dir.clone(), spec.boot_dir()),
         };
-        c.mount_entry(path_str(&store)?, "nix/store", "ro,bind,create=dir")?;
+        match spec.store_view {
+            StoreView::Full => {
+                c.mount_entry(path_str(&store)?, "nix/store", "ro,bind,create=dir")?
+            }
+            // The view the hook builds (from the idmapped store view, if
+            // any) with every bind in it; read-only when the container's
+            // namespace copies it, and locked so.
+            StoreView::Closure => c.mount_entry(
+                path_str(&store_view::view_dir(&spec.name))?,
+                "nix/store",
+                "ro,rbind,create=dir",
+            )?,
+        }
         c.mount_entry(path_str(&boot)?, files::BOOT_DIR, "ro,bind,create=dir")?;
         for volume in &spec.manifest.volumes {
             c.mount_entry(

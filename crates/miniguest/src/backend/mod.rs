@@ -22,6 +22,7 @@ pub mod network;
 pub mod nspawn;
 pub mod qemu;
 pub mod spec;
+pub mod store_view;
 pub mod volumes;
 
 use std::time::Duration;

@@ -8,6 +8,7 @@ use anyhow::{bail, Result};
 
 use super::credentials::Credential;
 use super::host::{default_virt_type, helper_program, hook_command, path_str};
+use super::store_view::StoreView;
 use crate::contract::{files, output, Interface, Manifest, Volume};
 use crate::guest::{Entry, GuestName, Layout};
 use crate::nix::store_path::store_dir;
@@ -39,6 +40,9 @@ pub struct SpecOptions {
     /// Each credential the guest expects, with the host file it comes from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub credentials: Vec<Credential>,
+    /// The whole store, or only the guest's closure.
+    #[serde(default, skip_serializing_if = "StoreView::is_full")]
+    pub store_view: StoreView,
 }
 
 /// Everything a backend needs to know about one guest.
@@ -75,6 +79,7 @@ pub struct GuestSpec {
     pub hook: Option<String>,
     /// The systemd credentials the guest gets, each from its host file.
     pub credentials: Vec<Credential>,
+    pub store_view: StoreView,
 }
 
 impl GuestSpec {
@@ -119,6 +124,7 @@ impl GuestSpec {
         )?;
         let spec = GuestSpec {
             credentials,
+            store_view: opts.store_view,
             ..spec
         };
         Ok(spec)
@@ -143,6 +149,7 @@ impl GuestSpec {
             qboot: super::host::qboot(),
             hook: None,
             credentials: vec![],
+            store_view: StoreView::Full,
             manifest,
             name,
         })
@@ -160,6 +167,15 @@ impl GuestSpec {
             spec.default_network = false;
         }
         Ok(spec)
+    }
+
+    /// Where the hypervisor takes the guest's store from: the store, or
+    /// the guest's closure-only view of it.
+    pub fn store_source(&self) -> PathBuf {
+        match self.store_view {
+            StoreView::Full => self.store_dir.clone(),
+            StoreView::Closure => super::store_view::view_dir(&self.name),
+        }
     }
 
     pub fn kernel(&self) -> PathBuf {
@@ -187,7 +203,7 @@ impl GuestSpec {
     pub fn mounts(&self) -> Result<Vec<Mount>> {
         let mut mounts = vec![
             Mount {
-                source: path_str(&self.store_dir)?.to_owned(),
+                source: path_str(&self.store_source())?.to_owned(),
                 tag: files::STORE_TAG.to_owned(),
                 read_only: true,
             },

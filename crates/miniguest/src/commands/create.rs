@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Result};
 
+use crate::backend::store_view::StoreView;
 use crate::backend::{self, exposure, GuestSpec, Kind, Location};
 use crate::cli::CreateArgs;
 use crate::commands::parse_name;
@@ -17,6 +18,14 @@ pub fn run(layout: &Layout, args: CreateArgs) -> Result<()> {
         .unwrap_or_else(|| Kind::default_for(spec.manifest.guest_type));
     if args.xml && kind != Kind::Libvirt {
         bail!("--xml is for the libvirt backend; use --config");
+    }
+    if spec.store_view == StoreView::Closure {
+        if !args.define {
+            bail!("--store-view closure: a printed command cannot build the view; use --define (or `miniguest run`)");
+        }
+        if kind == Kind::Nspawn {
+            bail!("--store-view closure: not available for nspawn yet (its settings bind one store); use lxc or libvirt");
+        }
     }
     let backend = backend::open(&Location::of(kind, &args.site_options()), args.policy())?;
     let spec = backend.prepare(&spec)?;

@@ -10,7 +10,7 @@ pub mod profile;
 pub mod store_path;
 
 use std::ffi::OsStr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
@@ -219,6 +219,24 @@ fn parse_version(printed: &str) -> Option<(u64, u64)> {
 struct DrvResult {
     drv_path: String,
     outputs: std::collections::BTreeMap<String, String>,
+}
+
+/// Every store path `path` needs, itself included, as Nix computes it.
+pub fn requisites(path: &Path) -> Result<Vec<PathBuf>> {
+    let out = Command::new("nix-store")
+        .args(["--query", "--requisites"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run nix-store")?;
+    if !out.status.success() {
+        bail!("nix-store --query --requisites {} failed", path.display());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(PathBuf::from)
+        .collect())
 }
 
 /// Makes `path` the profile's current generation (a new one unless it

@@ -15,6 +15,8 @@ use crate::nix::store_path::store_dir;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     Started,
+    /// The hypervisor has started it (libvirt's `started`).
+    Running,
     Stopped,
 }
 
@@ -24,6 +26,7 @@ impl std::str::FromStr for Event {
     fn from_str(word: &str) -> Result<Self, String> {
         match word {
             "started" => Ok(Event::Started),
+            "running" => Ok(Event::Running),
             "stopped" => Ok(Event::Stopped),
             other => Err(format!("unknown hook event {other:?}")),
         }
@@ -43,8 +46,10 @@ pub fn run(layout: &Layout, name: &GuestName, event: Event, view: Option<IdMap>)
                 idmapped::mount_view(&output.join(files::BOOT_DIR), &views.join("boot"), map)?;
             }
             super::credentials::stage(layout, name)?;
+            super::store_view::prepare(layout, name)?;
             booted::record(name, &output)
         }
+        Event::Running => super::store_view::detach_from_host(name),
         Event::Stopped => {
             if view.is_some() {
                 for part in ["store", "boot"] {
@@ -54,6 +59,7 @@ pub fn run(layout: &Layout, name: &GuestName, event: Event, view: Option<IdMap>)
                 let _ = std::fs::remove_dir(&views);
             }
             super::credentials::unstage(name)?;
+            super::store_view::remove(name)?;
             booted::clear(name)
         }
     }

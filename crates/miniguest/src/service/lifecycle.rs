@@ -54,6 +54,7 @@ pub fn start(layout: &Layout, name: &GuestName, guest: &DefinedGuest) -> Result<
     // Staged here too: libvirt runs its hook only if it found it when it
     // started.
     super::credentials::stage(layout, name)?;
+    super::store_view::prepare(layout, name)?;
     if let Err(e) = guest.backend.start(name) {
         let _ = booted::clear(name);
         return Err(e);

@@ -10,6 +10,7 @@ pub mod hook;
 pub mod lifecycle;
 pub mod placement;
 pub mod status;
+pub mod store_view;
 pub mod upgrade;
 
 use anyhow::Result;

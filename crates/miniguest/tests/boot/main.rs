@@ -15,3 +15,4 @@ mod libvirt;
 mod lxc;
 mod nspawn;
 mod qemu;
+mod store_view;

@@ -137,6 +137,10 @@ pub struct Report {
     /// systemd stage 1 ran, in order.
     pub stage1: String,
     pub stage1_units: Vec<String>,
+    /// How many paths its /nix/store holds, and the SHA-256 of their
+    /// sorted names (one a line).
+    pub store_count: String,
+    pub store_hash: String,
     /// The system credentials it found: name and SHA-256 of the value.
     pub credentials: std::collections::BTreeMap<String, String>,
 }
@@ -155,12 +159,15 @@ pub fn reports(console: &str) -> Vec<Report> {
     let mut state: Option<&str> = None;
     let mut stage1: Option<&str> = None;
     let mut credentials = std::collections::BTreeMap::new();
+    let mut store: Option<&str> = None;
     for line in console.lines() {
         let line = line.trim_start_matches(|c: char| c != 'S');
         if line.starts_with("STANDIN-STAGE1") {
             stage1 = Some(line);
         } else if line.starts_with("STANDIN-BOOTED") {
             booted = Some(line);
+        } else if line.starts_with("STANDIN-STORE") {
+            store = Some(line);
         } else if line.starts_with("STANDIN-CREDENTIAL") {
             credentials.insert(field(line, "name"), field(line, "sha256"));
         } else if line.starts_with("STANDIN-STATE") {
@@ -192,6 +199,8 @@ pub fn reports(console: &str) -> Vec<Report> {
                         .take()
                         .map_or("?".into(), |s| field(s, "state-writable")),
                     credentials: std::mem::take(&mut credentials),
+                    store_count: store.map_or("?".into(), |s| field(s, "count")),
+                    store_hash: store.take().map_or("?".into(), |s| field(s, "sha256")),
                 });
             }
         }

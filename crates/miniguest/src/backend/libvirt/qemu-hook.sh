@@ -7,6 +7,7 @@
 # are left alone, and a failure never stops a domain from starting.
 case "$2/$3" in
   prepare/begin | reconnect/begin) event=started ;;
+  started/begin) event=running ;;
   release/end) event=stopped ;;
   *) exit 0 ;;
 esac

@@ -108,6 +108,9 @@ pub fn script(spec: &GuestSpec) -> Result<String> {
 /// Boots a prepared spec in the foreground and returns QEMU's exit status.
 pub fn boot(spec: &GuestSpec) -> Result<std::process::ExitStatus> {
     super::volumes::create_images(spec)?;
+    if spec.store_view == super::store_view::StoreView::Closure {
+        super::store_view::build_in_own_namespace(spec)?;
+    }
     if spec.manifest.agent {
         let socket = invocation::agent_socket(&spec.name);
         let dir = socket.parent().expect("a socket in a directory");

@@ -1,0 +1,71 @@
+//! A defined guest's closure-only store view, on the host while its
+//! hypervisor takes its copy: built as the guest starts (by `start` and by
+//! the hook, however it is started), taken off the host once a VM's QEMU
+//! has its own copy, removed when the guest stops.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use super::placement;
+use crate::backend::container::{self, idmapped};
+use crate::backend::store_view::{self, StoreView};
+use crate::backend::Location;
+use crate::guest::{GuestName, Layout};
+use crate::nix::store_path::store_dir;
+
+/// Builds guest `name`'s view on the host, if it has one: from the store
+/// for a VM, from the container's idmapped view of it (owned by the
+/// container's root) for an LXC container.
+pub fn prepare(layout: &Layout, name: &GuestName) -> Result<()> {
+    let Some(placement) = placement::read(layout, name)? else {
+        return Ok(());
+    };
+    if placement.options.store_view == StoreView::Full {
+        return Ok(());
+    }
+    let output = layout
+        .link(name)
+        .canonicalize()
+        .with_context(|| format!("guest {name} is not installed"))?;
+    let store = store_dir();
+    let names = store_view::closure(&output, &store)?;
+    let target = store_view::view_dir(name);
+    match placement.location {
+        Location::Libvirt(_) => store_view::build(&target, &store, &names, None),
+        Location::Lxc(_) => {
+            let idmapped_store = idmapped::lxc_view_dir(name.as_str()).join("store");
+            let source = if store_view::is_mount_point(&idmapped_store)? {
+                idmapped_store
+            } else {
+                store.clone()
+            };
+            let owner = container::root_map(placement.policy())?
+                .map(|m| (m.uid_start as u32, m.gid_start as u32));
+            store_view::build(&target, &source, &names, owner)
+        }
+        Location::Qemu | Location::Nspawn(_) => Ok(()),
+    }
+}
+
+/// Once a libvirt domain runs, its QEMU (and virtiofsd) hold copies of the
+/// view in their own mount namespaces: the host's goes. Where QEMU shares
+/// the host's namespace (libvirt's `namespaces = []`), it stays until the
+/// guest stops.
+pub fn detach_from_host(name: &GuestName) -> Result<()> {
+    let target = store_view::view_dir(name);
+    let pid_file = Path::new("/run/libvirt/qemu").join(format!("{name}.pid"));
+    let Ok(pid) = std::fs::read_to_string(&pid_file) else {
+        return Ok(());
+    };
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+    let qemu = ns(pid.trim());
+    if qemu.is_some() && qemu != ns("self") {
+        store_view::remove(&target)?;
+    }
+    Ok(())
+}
+
+pub fn remove(name: &GuestName) -> Result<()> {
+    store_view::remove(&store_view::view_dir(name))
+}

@@ -1,0 +1,175 @@
+//! The closure-only store view: the stand-in lists its /nix/store, which
+//! must hold exactly the paths its output registers, on every backend that
+//! builds the view; and a view on the host lasts only until its consumer
+//! has its copy.
+
+use crate::common::standin::{self, unique_name, wait_for_reports, Domain};
+use crate::common::{sha256_hex, stderr, TestEnv};
+use crate::helpers::*;
+
+/// The count and hash the stand-in prints for a view of exactly its
+/// closure; and a store path made for this test, which it must not see.
+fn expected(env: &TestEnv, name: &str) -> (String, String) {
+    let output = env.guests_dir().join(name).canonicalize().unwrap();
+    let store = miniguest::nix::store_path::store_dir();
+    let names = miniguest::contract::registration::closure(&output, &store).unwrap();
+    let outsider = env.path("outsider");
+    std::fs::write(&outsider, format!("not in any closure {name}")).unwrap();
+    let added = std::process::Command::new("nix-store")
+        .envs(env.nix_env())
+        .arg("--add")
+        .arg(&outsider)
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{}", stderr(&added));
+    let added = String::from_utf8(added.stdout).unwrap();
+    assert!(std::path::Path::new(added.trim()).exists());
+    let added_name = added.trim().rsplit('/').next().unwrap().to_owned();
+    assert!(!names.contains(&added_name));
+    let listing: String = names.iter().map(|n| format!("{n}\n")).collect();
+    (names.len().to_string(), sha256_hex(listing.as_bytes()))
+}
+
+fn assert_sees_its_closure(report: &standin::Report, want: &(String, String)) {
+    assert_eq!(
+        (&report.store_count, &report.store_hash),
+        (&want.0, &want.1),
+        "the guest's store is not exactly its closure: {report:?}"
+    );
+}
+
+/// The host's mount table holds no view of guest `name`.
+fn assert_no_host_view(name: &str) {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let dir = format!("/run/miniguest/views/{name}/");
+    assert!(!info.contains(&dir), "a view of {name} is left on the host");
+}
+
+fn run_closure(attr: &str) {
+    let Some((env, name)) = installed_standin(attr, attr, &[]) else {
+        return;
+    };
+    let want = expected(&env, &name);
+    let log = env.path("run.log");
+    let out = env
+        .cmd()
+        .args([
+            "run",
+            &name,
+            "--store-view",
+            "closure",
+            "--console-log",
+            log.to_str().unwrap(),
+        ])
+        .timeout(BOOT_TIMEOUT)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reports = standin::reports(&std::fs::read_to_string(&log).unwrap());
+    assert_sees_its_closure(&reports[0], &want);
+    assert_program_read_only(&reports[0]);
+    assert_no_host_view(&name);
+}
+
+#[test]
+fn closure_view_under_run_9p() {
+    run_closure("vm9p");
+}
+
+#[test]
+fn closure_view_under_run_virtiofs() {
+    run_closure("vmfs");
+}
+
+/// libvirt: built on the host as the domain starts, copied by QEMU's (or
+/// virtiofsd's) namespace, and gone from the host once the domain runs.
+fn libvirt_closure(attr: &str, by_hand: bool) {
+    let Some((env, name)) = installed_standin(attr, attr, &[libvirt_needed()]) else {
+        return;
+    };
+    let want = expected(&env, &name);
+    let log = env.path(&format!("{name}.log"));
+    let domain = Domain(name.clone());
+    let out = env.run(&[
+        "create",
+        &name,
+        "--define",
+        "--store-view",
+        "closure",
+        "--console-log",
+        log.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    if by_hand {
+        domain.start();
+    } else {
+        let out = env.run(&["start", &name]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let reports = wait_for_reports(&log, 1, BOOT_TIMEOUT);
+    assert_sees_its_closure(&reports[0], &want);
+    assert_program_read_only(&reports[0]);
+    assert_no_host_view(&name);
+    domain.wait_shut_off(BOOT_TIMEOUT);
+}
+
+#[test]
+fn closure_view_on_libvirt_9p_started_by_hand() {
+    libvirt_closure("vm9p", true);
+}
+
+#[test]
+fn closure_view_on_libvirt_virtiofs() {
+    libvirt_closure("vmfs", false);
+}
+
+/// LXC: built by the pre-start hook from the container's idmapped view of
+/// the store, so the closure is root's inside, read-only and locked.
+#[test]
+fn closure_view_in_an_lxc_container() {
+    let Some((env, name, lxcpath, log)) = (|| {
+        if !lxc_ready() {
+            return None;
+        }
+        let env = standin::env();
+        let name = unique_name("ctview");
+        install(&env, "ct", &name);
+        let lxcpath = env.path("lxc");
+        let log = env.path("ct.log");
+        Some((env, name, lxcpath, log))
+    })() else {
+        return;
+    };
+    let want = expected(&env, &name);
+    let out = env.run(&[
+        "create",
+        &name,
+        "--define",
+        "--store-view",
+        "closure",
+        "--lxcpath",
+        lxcpath.to_str().unwrap(),
+        "--console-log",
+        log.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reports = lxc_start(&lxcpath, &name, &log);
+    assert_sees_its_closure(&reports[0], &want);
+    assert_program_root_owned_and_locked(&reports[0]);
+    assert_no_host_view(&name);
+}
+
+/// Printed commands cannot build a view, and say so.
+#[test]
+fn a_printed_command_refuses_the_closure_view() {
+    let Some((env, name)) = installed_standin("vm9p", "printed", &[]) else {
+        return;
+    };
+    let out = env.run(&["create", "-t", "qemu", &name, "--store-view", "closure"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--store-view closure: a printed command cannot build the view"),
+        "{}",
+        stderr(&out)
+    );
+}
