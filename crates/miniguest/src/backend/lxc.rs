@@ -43,6 +43,21 @@ impl Location {
     }
 }
 
+/// The host pid of a running container's init.
+pub fn init_pid(lxcpath: &Path, name: &GuestName) -> Result<u32> {
+    let out = Command::new("lxc-info")
+        .arg("-P")
+        .arg(lxcpath)
+        .args(["-n", name.as_str(), "-p", "-H"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("cannot run lxc-info")?;
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .with_context(|| format!("container {name} is not running"))
+}
+
 pub fn default_lxcpath() -> PathBuf {
     Command::new("lxc-config")
         .arg("lxc.lxcpath")

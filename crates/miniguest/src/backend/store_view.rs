@@ -106,10 +106,19 @@ fn unescape(field: &str) -> String {
         .replace("\\134", "\\")
 }
 
-/// Builds the view of `names` at `target`, binding each from `source` (the
-/// store, or a read-only idmapped view of it), replacing whatever view was
-/// there. `owner`: who owns the view's root (a container's root).
+/// The source its tmpfs shows in every mount table, by which `holders`
+/// finds each copy of guest `name`'s view (virtiofsd's sandbox has it at
+/// its root).
+fn label(name: &GuestName) -> String {
+    format!("miniguest-view-{name}")
+}
+
+/// Builds guest `name`'s view of `names` at `target`, binding each from
+/// `source` (the store, or a read-only idmapped view of it), replacing
+/// whatever view was there. `owner`: who owns the view's root (a
+/// container's root).
 pub fn build(
+    name: &GuestName,
     target: &Path,
     source: &Path,
     names: &[String],
@@ -126,7 +135,7 @@ pub fn build(
         options.push_str(&format!(",uid={uid},gid={gid}"));
     }
     mount(
-        "miniguest-view",
+        label(name).as_str(),
         target,
         "tmpfs",
         MountFlags::NOSUID | MountFlags::NODEV,
@@ -203,6 +212,17 @@ fn set_attributes(tree: &OwnedFd, set: u64, clear: u64) -> Result<()> {
 /// `mount_setattr` on a mount descriptor (and, with AT_RECURSIVE, on every
 /// mount below it).
 fn set_attributes_at(tree: &OwnedFd, flags: libc::c_int, set: u64, clear: u64) -> Result<()> {
+    set_attributes_raw(tree, flags, set, clear).context("cannot change a mount's attributes")
+}
+
+/// `mount_setattr` itself; it allocates nothing, so a forked child may
+/// call it.
+fn set_attributes_raw(
+    tree: &OwnedFd,
+    flags: libc::c_int,
+    set: u64,
+    clear: u64,
+) -> rustix::io::Result<()> {
     let attr = libc::mount_attr {
         attr_set: set,
         attr_clr: clear,
@@ -222,10 +242,11 @@ fn set_attributes_at(tree: &OwnedFd, flags: libc::c_int, set: u64, clear: u64) -
         )
     };
     if rc != 0 {
-        bail!(
-            "cannot change a mount's attributes: {}",
+        return Err(rustix::io::Errno::from_raw_os_error(
             std::io::Error::last_os_error()
-        );
+                .raw_os_error()
+                .unwrap_or(libc::EIO),
+        ));
     }
     Ok(())
 }
@@ -300,7 +321,362 @@ pub fn build_in_own_namespace(spec: &super::GuestSpec) -> Result<()> {
         MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
     )
     .context("cannot make mounts private")?;
-    build(&view_dir(&spec.name), &spec.store_dir, &names, None)
+    build(
+        &spec.name,
+        &view_dir(&spec.name),
+        &spec.store_dir,
+        &names,
+        None,
+    )
+}
+
+/// A mount namespace holding a copy of a guest's view: a process in it,
+/// and where the view is mounted there, relative to that process's root.
+#[derive(Debug, Clone)]
+pub struct Holder {
+    pub pid: u32,
+    pub at: PathBuf,
+}
+
+/// Every namespace but this one holding a copy of guest `name`'s view
+/// (QEMU's for 9p, virtiofsd's sandbox for virtiofs, `run`'s, a
+/// container's), one process of each, with where the copy is mounted.
+pub fn holders(name: &GuestName) -> Result<Vec<Holder>> {
+    let label = label(name);
+    let own = std::fs::read_link("/proc/self/ns/mnt").ok();
+    let mut seen = vec![];
+    let mut out = vec![];
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(ns) = std::fs::read_link(format!("/proc/{pid}/ns/mnt")) else {
+            continue;
+        };
+        if Some(&ns) == own.as_ref() || seen.contains(&ns) {
+            continue;
+        }
+        let Ok(info) = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")) else {
+            continue;
+        };
+        if let Some(at) = mount_point_of(&info, &label) {
+            seen.push(ns);
+            let relative = at.strip_prefix("/").unwrap_or(&at);
+            out.push(Holder {
+                pid,
+                at: if relative.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    relative.to_path_buf()
+                },
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Where the last mount of a file system with this source sits.
+fn mount_point_of(mountinfo: &str, source: &str) -> Option<PathBuf> {
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let point = left.split(' ').nth(4)?;
+            (right.split(' ').nth(1)? == source).then(|| PathBuf::from(unescape(point)))
+        })
+        .last()
+}
+
+/// One path to add to a view: its name, and either the link it is or a
+/// detached read-only clone of it to attach.
+enum Addition {
+    Link(std::ffi::CString, std::ffi::CString),
+    Mount(std::ffi::CString, OwnedFd),
+}
+
+/// Adds to `holder`'s view every path of `names` it lacks, bound from
+/// `source` as `build` binds them (`upgrade --switch`: the new closure's
+/// paths appear before the guest switches to it). The entries are made
+/// through a writable clone of a mount of the view's file system (the
+/// host's view where there is one, else the holder's own). For a
+/// container (`userns_of`: its init), the binds are first copied into a
+/// mount namespace of the container's user namespace, which locks them
+/// read-only as the view's own binds are. Returns how many were added.
+pub fn extend(
+    holder: &Holder,
+    host_view: Option<&Path>,
+    source: &Path,
+    names: &[String],
+    userns_of: Option<u32>,
+) -> Result<usize> {
+    use rustix::fs::{readlinkat, statat, AtFlags, FileType};
+    let ro = read_only_clone(source)?;
+    let seen = Path::new("/proc")
+        .join(holder.pid.to_string())
+        .join("root")
+        .join(&holder.at);
+    let present: std::collections::HashSet<String> = std::fs::read_dir(&seen)
+        .with_context(|| format!("cannot list {}", seen.display()))?
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    let mut additions = vec![];
+    for name in names.iter().filter(|n| !present.contains(*n)) {
+        let c = std::ffi::CString::new(name.as_str())?;
+        let stat = statat(&ro, name, AtFlags::SYMLINK_NOFOLLOW)
+            .with_context(|| format!("closure path {name} is not in the store"))?;
+        additions.push(match FileType::from_raw_mode(stat.st_mode) {
+            FileType::Symlink => {
+                let to = readlinkat(&ro, name, Vec::new())?;
+                Addition::Link(c, std::ffi::CString::new(to.into_bytes())?)
+            }
+            FileType::Directory | FileType::RegularFile => {
+                Addition::Mount(c, clone_path(&ro, name)?)
+            }
+            other => bail!("closure path {name} is a {other:?}, not a file, directory or link"),
+        });
+    }
+    if additions.is_empty() {
+        return Ok(0);
+    }
+    // Entries first, where the view's file system is writable.
+    let host_rw = match host_view {
+        Some(dir) if is_mount_point(dir)? => Some(writable_clone(dir)?),
+        _ => None,
+    };
+    if let Some(rw) = &host_rw {
+        make_entries(rw, &additions)?;
+    }
+    let userns = userns_of
+        .map(|pid| std::fs::File::open(format!("/proc/{pid}/ns/user")))
+        .transpose()
+        .context("cannot open the container's user namespace")?;
+    let staging_dir = views_root().join(".staging");
+    std::fs::create_dir_all(&staging_dir)?;
+    let staging = std::ffi::CString::new(staging_dir.into_os_string().into_encoded_bytes())?;
+    let host_has_entries = host_rw.is_some();
+    let locked: std::cell::RefCell<Vec<OwnedFd>> =
+        std::cell::RefCell::new(Vec::with_capacity(additions.len()));
+    let open_dir = |path: &std::ffi::CStr| {
+        use rustix::fs::{openat, Mode, OFlags};
+        openat(
+            rustix::fs::CWD,
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    let clone_flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+    in_namespace_of(holder, userns.as_ref(), |step| match step {
+        Step::Stage => {
+            // A private copy of the host's mounts, with the new binds
+            // attached under a tmpfs of its own.
+            mount_change(
+                c"/",
+                MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+            )?;
+            mount(
+                c"miniguest-staging",
+                staging.as_c_str(),
+                c"tmpfs",
+                MountFlags::empty(),
+                c"mode=0700",
+            )?;
+            let dir = open_dir(staging.as_c_str())?;
+            let rw = open_tree(&dir, c"", clone_flags | OpenTreeFlags::AT_EMPTY_PATH)?;
+            make_entries_raw(&rw, &additions)?;
+            attach_all(&additions, &dir)
+        }
+        Step::Lock => {
+            // Copied into this namespace, the staged binds are locked;
+            // so are clones of them.
+            let dir = open_dir(staging.as_c_str())?;
+            let mut locked = locked.borrow_mut();
+            for a in &additions {
+                if let Addition::Mount(name, _) = a {
+                    locked.push(open_tree(&dir, name.as_c_str(), clone_flags)?);
+                }
+            }
+            Ok(())
+        }
+        Step::Attach(view) => {
+            if !host_has_entries {
+                let rw = open_tree(view, c"", clone_flags | OpenTreeFlags::AT_EMPTY_PATH)?;
+                set_attributes_raw(&rw, 0, 0, libc::MOUNT_ATTR_RDONLY)?;
+                make_entries_raw(&rw, &additions)?;
+            }
+            let locked = locked.borrow();
+            if locked.is_empty() {
+                return attach_all(&additions, view);
+            }
+            let names = additions.iter().filter_map(|a| match a {
+                Addition::Mount(name, _) => Some(name),
+                Addition::Link(..) => None,
+            });
+            for (name, tree) in names.zip(locked.iter()) {
+                move_mount(
+                    tree.as_fd(),
+                    c"",
+                    view,
+                    name.as_c_str(),
+                    MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+                )?;
+            }
+            Ok(())
+        }
+    })
+    .with_context(|| {
+        format!(
+            "cannot add the new paths to the view of process {}",
+            holder.pid
+        )
+    })?;
+    Ok(additions.len())
+}
+
+/// Attaches every addition's clone at its entry below `dir`.
+fn attach_all(additions: &[Addition], dir: &OwnedFd) -> rustix::io::Result<()> {
+    for a in additions {
+        if let Addition::Mount(name, tree) = a {
+            move_mount(
+                tree.as_fd(),
+                c"",
+                dir,
+                name.as_c_str(),
+                MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// What the child of `in_namespace_of` is asked to do: stage the binds in
+/// a private namespace (before entering the container's user namespace),
+/// clone them once copied into the container's user namespace, then
+/// attach them (or those clones) to the view, an O_PATH descriptor.
+enum Step<'a> {
+    Stage,
+    Lock,
+    Attach(&'a OwnedFd),
+}
+
+/// Makes the directory, file or link each addition needs in the view.
+fn make_entries(rw: &OwnedFd, additions: &[Addition]) -> Result<()> {
+    make_entries_raw(rw, additions).context("cannot add entries to the view")
+}
+
+fn make_entries_raw(rw: &OwnedFd, additions: &[Addition]) -> rustix::io::Result<()> {
+    use rustix::fs::{fstat, mkdirat, openat, symlinkat, FileType, Mode, OFlags};
+    for a in additions {
+        match a {
+            Addition::Link(name, to) => symlinkat(to.as_c_str(), rw, name.as_c_str())?,
+            Addition::Mount(name, tree) => {
+                if FileType::from_raw_mode(fstat(tree)?.st_mode) == FileType::Directory {
+                    mkdirat(rw, name.as_c_str(), Mode::from_raw_mode(0o555))?
+                } else {
+                    drop(openat(
+                        rw,
+                        name.as_c_str(),
+                        OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(0o444),
+                    )?)
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn clone_path(ro: &OwnedFd, name: &str) -> Result<OwnedFd> {
+    open_tree(
+        ro,
+        name,
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    )
+    .with_context(|| format!("cannot clone {name}"))
+}
+
+/// A detached, writable clone of the mount at `dir` (the same file
+/// system, so what is made through it appears in every copy).
+fn writable_clone(dir: &Path) -> Result<OwnedFd> {
+    let tree = open_tree(
+        rustix::fs::CWD,
+        dir,
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    )
+    .with_context(|| format!("cannot clone the mount at {}", dir.display()))?;
+    set_attributes(&tree, 0, libc::MOUNT_ATTR_RDONLY)?;
+    Ok(tree)
+}
+
+/// Runs `work` in a child process that has entered `holder`'s mount
+/// namespace. With `userns` (a container's), the child first stages the
+/// binds in a private namespace, enters that user namespace and a mount
+/// namespace of its own there (which copies the staged binds with their
+/// read-only flag locked), and attaches those copies. The child only makes
+/// system calls on what was prepared before it was forked.
+fn in_namespace_of(
+    holder: &Holder,
+    userns: Option<&std::fs::File>,
+    work: impl Fn(Step<'_>) -> rustix::io::Result<()>,
+) -> Result<()> {
+    use rustix::fs::{openat, Mode, OFlags};
+    use rustix::thread::{
+        move_into_link_name_space, unshare_unsafe, LinkNameSpaceType, UnshareFlags,
+    };
+    let proc = Path::new("/proc").join(holder.pid.to_string());
+    let ns = std::fs::File::open(proc.join("ns/mnt")).context("cannot open its mount namespace")?;
+    let root = openat(
+        rustix::fs::CWD,
+        proc.join("root").as_path(),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .context("cannot open its root")?;
+    let at = std::ffi::CString::new(holder.at.as_os_str().as_encoded_bytes())?;
+    // SAFETY: the child makes only system calls, on descriptors and
+    // strings made before the fork, and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        bail!("cannot fork: {}", std::io::Error::last_os_error());
+    }
+    if pid == 0 {
+        let result = (|| {
+            if let Some(userns) = userns {
+                // SAFETY: this child has one thread.
+                unsafe { unshare_unsafe(UnshareFlags::NEWNS) }?;
+                work(Step::Stage)?;
+                move_into_link_name_space(userns.as_fd(), Some(LinkNameSpaceType::User))?;
+                unsafe { unshare_unsafe(UnshareFlags::NEWNS) }?;
+                work(Step::Lock)?;
+            }
+            move_into_link_name_space(ns.as_fd(), Some(LinkNameSpaceType::Mount))?;
+            let view = openat(
+                &root,
+                at.as_c_str(),
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            work(Step::Attach(&view))
+        })();
+        let code = match result {
+            Ok(()) => 0,
+            Err(e) => e.raw_os_error().clamp(1, 255),
+        };
+        // SAFETY: leaving the child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for the child just forked.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    match libc::WEXITSTATUS(status) {
+        0 if libc::WIFEXITED(status) => Ok(()),
+        code => bail!("{}", std::io::Error::from_raw_os_error(code)),
+    }
 }
 
 /// Removes the view at `target` (every bind in it goes with it); none
@@ -320,6 +696,16 @@ pub fn remove(target: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn views_are_found_by_their_source() {
+        let info = "54 89 0:39 / / ro,nosuid - tmpfs miniguest-view-web rw\n60 54 8:1 /nix/store/a /a ro - ext4 /dev/sda1 rw\n";
+        assert_eq!(
+            mount_point_of(info, "miniguest-view-web"),
+            Some(PathBuf::from("/"))
+        );
+        assert_eq!(mount_point_of(info, "miniguest-view-we"), None);
+    }
 
     #[test]
     fn mountinfo_paths_are_unescaped() {
@@ -348,7 +734,13 @@ mod tests {
         let names: Vec<String> = ["aaa-dir", "ccc-file", "ddd-link"]
             .map(String::from)
             .to_vec();
-        let built = build(view.path(), source.path(), &names, None);
+        let built = build(
+            &"web".parse().unwrap(),
+            view.path(),
+            source.path(),
+            &names,
+            None,
+        );
         let _ = unmount(source.path(), UnmountFlags::DETACH);
         built.unwrap();
         let mut seen: Vec<String> = std::fs::read_dir(view.path())

@@ -32,7 +32,7 @@ pub fn prepare(layout: &Layout, name: &GuestName) -> Result<()> {
     let names = store_view::closure(&output, &store)?;
     let target = store_view::view_dir(name);
     match placement.location {
-        Location::Libvirt(_) => store_view::build(&target, &store, &names, None),
+        Location::Libvirt(_) => store_view::build(name, &target, &store, &names, None),
         Location::Lxc(_) => {
             let idmapped_store = idmapped::lxc_view_dir(name.as_str()).join("store");
             let source = if store_view::is_mount_point(&idmapped_store)? {
@@ -42,7 +42,7 @@ pub fn prepare(layout: &Layout, name: &GuestName) -> Result<()> {
             };
             let owner = container::root_map(placement.policy())?
                 .map(|m| (m.uid_start as u32, m.gid_start as u32));
-            store_view::build(&target, &source, &names, owner)
+            store_view::build(name, &target, &source, &names, owner)
         }
         Location::Qemu | Location::Nspawn(_) => Ok(()),
     }
@@ -62,6 +62,60 @@ pub fn detach_from_host(name: &GuestName) -> Result<()> {
     let qemu = ns(pid.trim());
     if qemu.is_some() && qemu != ns("self") {
         store_view::remove(&target)?;
+    }
+    Ok(())
+}
+
+/// Before a guest switches to `new`: every path of its new closure it
+/// cannot see yet is added to its view, wherever the view is (QEMU's or
+/// virtiofsd's namespace for a VM, the container's for LXC).
+pub fn extend_for_switch(layout: &Layout, name: &GuestName, new: &Path) -> Result<()> {
+    let Some(placement) = placement::read(layout, name)? else {
+        return Ok(());
+    };
+    if placement.options.store_view == StoreView::Full {
+        return Ok(());
+    }
+    let store = store_dir();
+    let names = store_view::closure(new, &store)?;
+    let host_view = store_view::view_dir(name);
+    let added = match &placement.location {
+        Location::Libvirt(_) => {
+            let mut holders = store_view::holders(name)?;
+            // QEMU in the host's own namespace serves the host's view.
+            if store_view::is_mount_point(&host_view)? {
+                holders.push(store_view::Holder {
+                    pid: std::process::id(),
+                    at: host_view
+                        .strip_prefix("/")
+                        .unwrap_or(&host_view)
+                        .to_path_buf(),
+                });
+            }
+            let mut added = 0;
+            for holder in &holders {
+                added += store_view::extend(holder, None, &store, &names, None)?;
+            }
+            added
+        }
+        Location::Lxc(at) => {
+            let pid = crate::backend::lxc::init_pid(&at.lxcpath, name)?;
+            let idmapped_store = idmapped::lxc_view_dir(name.as_str()).join("store");
+            let source = if store_view::is_mount_point(&idmapped_store)? {
+                idmapped_store
+            } else {
+                store.clone()
+            };
+            let holder = store_view::Holder {
+                pid,
+                at: "nix/store".into(),
+            };
+            store_view::extend(&holder, Some(&host_view), &source, &names, Some(pid))?
+        }
+        Location::Qemu | Location::Nspawn(_) => 0,
+    };
+    if added > 0 {
+        eprintln!("{name}: {added} new store paths added to its view");
     }
     Ok(())
 }

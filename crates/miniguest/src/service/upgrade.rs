@@ -120,6 +120,8 @@ pub fn carry_out(
         Plan::Nothing => Ok(()),
         Plan::Switch(toplevel) => {
             let channel = Channel::open(layout, name)?;
+            // The new system's paths must be there before it runs.
+            super::store_view::extend_for_switch(layout, name, new)?;
             channel.switch_to(toplevel)?;
             booted::record_switch(name, new)?;
             println!("{name}: switched to {} without a reboot", new.display());

@@ -173,3 +173,126 @@ fn a_printed_command_refuses_the_closure_view() {
         stderr(&out)
     );
 }
+
+/// The names in the running guest's /nix/store, sorted.
+fn listed(env: &TestEnv, name: &str) -> Vec<String> {
+    let out = env.run(&[
+        "exec",
+        "--timeout",
+        "60",
+        name,
+        "--",
+        "ls",
+        "-A",
+        "/nix/store",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut names: Vec<String> = crate::common::stdout(&out)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names
+}
+
+fn closure_of(env: &TestEnv, name: &str) -> Vec<String> {
+    let output = env.current_output(name);
+    miniguest::contract::registration::closure(&output, &miniguest::nix::store_path::store_dir())
+        .unwrap()
+}
+
+/// `upgrade --switch` adds the new closure's paths to the running guest's
+/// view before it switches (the new system runs from them); a restart
+/// then shows only the new closure.
+fn switch_extends_the_view(attr: &str, extra: &[&str], needs: &[(&str, bool)]) {
+    let Some((env, name)) = installed_standin(attr, attr, needs) else {
+        return;
+    };
+    let _domain = attr.starts_with("vm").then(|| Domain(name.clone()));
+    let mut define = vec!["create", &name, "--define", "--store-view", "closure"];
+    define.extend_from_slice(extra);
+    let out = env.run(&define);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = env.run(&["start", &name, "--wait=90"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first = closure_of(&env, &name);
+    assert_eq!(listed(&env, &name), first);
+
+    standin::set_version(&env, "2");
+    let out = env.run(&["upgrade", "--switch", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        crate::common::stdout(&out).contains("without a reboot"),
+        "{}",
+        crate::common::stdout(&out)
+    );
+    let second = closure_of(&env, &name);
+    assert_ne!(first, second);
+    let now = listed(&env, &name);
+    for path in first.iter().chain(&second) {
+        assert!(
+            now.contains(path),
+            "{path} is missing after the switch: {now:?}"
+        );
+    }
+    let out = env.run(&[
+        "exec",
+        "--timeout",
+        "60",
+        &name,
+        "--",
+        "cat",
+        "/run/current-system/nixos-version",
+    ]);
+    assert_eq!(crate::common::stdout(&out).trim(), "2", "{}", stderr(&out));
+    // What the switch added is as read-only as the rest: a container's
+    // root cannot remount it read-write.
+    let added = second.iter().find(|p| !first.contains(p)).unwrap();
+    let path = format!("/nix/store/{added}");
+    let out = env.run(&[
+        "exec",
+        "--timeout",
+        "60",
+        &name,
+        "--",
+        "mount",
+        "-o",
+        "remount,rw,bind",
+        &path,
+    ]);
+    assert!(!out.status.success(), "{path} was remounted read-write");
+    let out = env.run(&[
+        "exec",
+        "--timeout",
+        "60",
+        &name,
+        "--",
+        "touch",
+        &format!("{path}/.probe"),
+    ]);
+    assert!(!out.status.success(), "{path} is writable");
+
+    let out = env.run(&["restart", &name, "--wait=90"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(listed(&env, &name), second);
+    let _ = env.run(&["stop", "--force", &name]);
+}
+
+#[test]
+fn closure_view_follows_a_switch_on_lxc() {
+    if !lxc_ready() {
+        return;
+    }
+    let lxc = tempfile::tempdir().unwrap();
+    switch_extends_the_view("ctstay", &["--lxcpath", lxc.path().to_str().unwrap()], &[]);
+}
+
+#[test]
+fn closure_view_follows_a_switch_on_libvirt_9p() {
+    switch_extends_the_view("vmstay", &[], &[libvirt_needed()]);
+}
+
+#[test]
+fn closure_view_follows_a_switch_on_libvirt_virtiofs() {
+    switch_extends_the_view("vmstayfs", &[], &[libvirt_needed()]);
+}
