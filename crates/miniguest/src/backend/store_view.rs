@@ -383,12 +383,12 @@ pub fn holders(name: &GuestName) -> Result<Vec<Holder>> {
 fn mount_point_of(mountinfo: &str, source: &str) -> Option<PathBuf> {
     mountinfo
         .lines()
-        .filter_map(|l| {
+        .rev()
+        .find_map(|l| {
             let (left, right) = l.split_once(" - ")?;
             let point = left.split(' ').nth(4)?;
             (right.split(' ').nth(1)? == source).then(|| PathBuf::from(unescape(point)))
         })
-        .last()
 }
 
 /// One path to add to a view: its name, and either the link it is or a
