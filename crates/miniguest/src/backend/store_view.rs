@@ -381,14 +381,11 @@ pub fn holders(name: &GuestName) -> Result<Vec<Holder>> {
 
 /// Where the last mount of a file system with this source sits.
 fn mount_point_of(mountinfo: &str, source: &str) -> Option<PathBuf> {
-    mountinfo
-        .lines()
-        .rev()
-        .find_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            let point = left.split(' ').nth(4)?;
-            (right.split(' ').nth(1)? == source).then(|| PathBuf::from(unescape(point)))
-        })
+    mountinfo.lines().rev().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        let point = left.split(' ').nth(4)?;
+        (right.split(' ').nth(1)? == source).then(|| PathBuf::from(unescape(point)))
+    })
 }
 
 /// One path to add to a view: its name, and either the link it is or a

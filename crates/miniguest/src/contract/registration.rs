@@ -47,8 +47,9 @@ pub fn parse(text: &str, store_dir: &Path) -> Result<Vec<String>> {
         let (_, second) = lines
             .next()
             .with_context(|| format!("line {}: the entry ends early", n + 1))?;
-        // A hash, then the size and the deriver; or the deriver alone.
-        if second.starts_with("sha256:") || second.starts_with("sha512:") {
+        // A hash (never empty, never a path; `sha256:…` or bare hex), then
+        // the size and the deriver; or the deriver alone (empty or a path).
+        if !second.is_empty() && !second.starts_with('/') {
             for _ in 0..2 {
                 lines
                     .next()
