@@ -9,6 +9,7 @@
 #   4. status of 50 defined guests (libvirt, LXC) vs the hypervisor's own listing
 #   5. day three: start to ready (libvirt, LXC) vs the hypervisor's own start
 #      polled for the console marker; upgrade --switch vs --restart to ready
+#   6. the closure-only store view of 1,000 paths vs the full store's one bind
 # Run as root on Debian 12.
 set -euo pipefail
 # shellcheck source=scripts/nix-env.sh
@@ -17,7 +18,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 rounds=${BENCH_ROUNDS:-3}
 # BENCH_SECTIONS="2 4" runs only those.
-sections=" ${BENCH_SECTIONS:-1 2 3 4 5} "
+sections=" ${BENCH_SECTIONS:-1 2 3 4 5 6} "
 want() { [[ "$sections" == *" $1 "* ]]; }
 
 bash scripts/setup-host.sh >/dev/null
@@ -37,6 +38,11 @@ trap cleanup EXIT
 if want 1; then
 echo "== 1. CLI overhead"
 cargo bench --quiet --bench overhead 2>/dev/null | grep -v '^$'
+fi
+
+if want 6; then
+echo "== 6. closure-only store view"
+cargo bench --quiet --bench store_view 2>/dev/null | grep -v '^$'
 fi
 
 cargo build --release --quiet

@@ -16,6 +16,7 @@ use super::container::idmap::IdMap;
 use super::container::{self, idmapped};
 use super::exec::{run_local, ExecIo, ExecOutcome, ExecRequest};
 use super::host::{path_str, run_checked};
+use super::store_view::{self, StoreView};
 use super::{Backend, Change, Console, GuestSpec, Kind, Policy, SiteOptions, State};
 use crate::contract::{files, GuestType, InterfaceType, Link};
 use crate::formats::unit::{command_line, UnitFile};
@@ -57,6 +58,20 @@ impl Location {
     pub fn drop_in_dir(&self, name: &str) -> PathBuf {
         self.units_dir
             .join(format!("systemd-nspawn@{name}.service.d"))
+    }
+}
+
+/// The host pid of a running machine's init, as machined knows it.
+pub fn leader(name: &GuestName) -> Result<u32> {
+    let out = Command::new("machinectl")
+        .args(["show", name.as_str(), "--property=Leader", "--value"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("cannot run machinectl")?;
+    let leader = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    match leader.parse() {
+        Ok(pid) if out.status.success() => Ok(pid),
+        _ => bail!("machined knows no running machine {name}: is it started with machinectl?"),
     }
 }
 
@@ -107,13 +122,25 @@ pub fn root(spec: &GuestSpec) -> PathBuf {
 /// The model of a prepared spec. `program_idmap`: whether the store and
 /// `/boot` binds are idmapped.
 pub fn model(spec: &GuestSpec, map: Option<IdMap>, program_idmap: bool) -> Result<MachineModel> {
-    let mut binds = vec![
-        Bind {
+    let store = match spec.store_view {
+        StoreView::Full => Bind {
             source: path_str(&spec.store_dir)?.to_owned(),
             target: "/nix/store".into(),
             read_only: true,
             idmap: program_idmap,
         },
+        // The view the drop-in's hook builds (idmapped already, from an
+        // idmapped view of the store), bound with every bind in it: nspawn
+        // binds recursively and makes every submount read-only.
+        StoreView::Closure => Bind {
+            source: path_str(&store_view::view_dir(&spec.name))?.to_owned(),
+            target: "/nix/store".into(),
+            read_only: true,
+            idmap: false,
+        },
+    };
+    let mut binds = vec![
+        store,
         Bind {
             source: path_str(&spec.boot_dir())?.to_owned(),
             target: format!("/{}", files::BOOT_DIR),
@@ -405,15 +432,7 @@ impl Backend for Nspawn {
     /// The machine's leader, as machined knows it, entered with nsenter
     /// (all its namespaces), the command given the guest's environment.
     fn exec(&self, name: &GuestName, request: &ExecRequest, io: ExecIo) -> Result<ExecOutcome> {
-        let out = Command::new("machinectl")
-            .args(["show", name.as_str(), "--property=Leader", "--value"])
-            .stdin(std::process::Stdio::null())
-            .output()
-            .context("cannot run machinectl")?;
-        let leader = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        if !out.status.success() || leader.is_empty() {
-            bail!("machined knows no running machine {name}: is it started with machinectl?");
-        }
+        let leader = leader(name)?.to_string();
         let mut cmd = Command::new("nsenter");
         cmd.args(["-t", &leader, "-a", "--"])
             .args(&request.argv)

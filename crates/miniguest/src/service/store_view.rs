@@ -44,7 +44,28 @@ pub fn prepare(layout: &Layout, name: &GuestName) -> Result<()> {
                 .map(|m| (m.uid_start as u32, m.gid_start as u32));
             store_view::build(name, &target, &source, &names, owner)
         }
-        Location::Qemu | Location::Nspawn(_) => Ok(()),
+        Location::Nspawn(_) => {
+            // nspawn idmaps its own binds; a view it binds is idmapped
+            // already, built from an idmapped view of the store.
+            let owner = match container::root_map(placement.policy())? {
+                Some(map) => {
+                    let idmapped_store = idmapped::lxc_view_dir(name.as_str()).join("store");
+                    idmapped::mount_view(&store, &idmapped_store, map)?;
+                    let built = store_view::build(
+                        name,
+                        &target,
+                        &idmapped_store,
+                        &names,
+                        Some((map.uid_start as u32, map.gid_start as u32)),
+                    );
+                    idmapped::unmount_view(&idmapped_store)?;
+                    return built;
+                }
+                None => None,
+            };
+            store_view::build(name, &target, &store, &names, owner)
+        }
+        Location::Qemu => Ok(()),
     }
 }
 
@@ -106,18 +127,37 @@ pub fn extend_for_switch(layout: &Layout, name: &GuestName, new: &Path) -> Resul
             } else {
                 store.clone()
             };
-            let holder = store_view::Holder {
-                pid,
-                at: "nix/store".into(),
-            };
-            store_view::extend(&holder, Some(&host_view), &source, &names, Some(pid))?
+            extend_container(pid, &host_view, &source, &names)?
         }
-        Location::Qemu | Location::Nspawn(_) => 0,
+        Location::Nspawn(_) => {
+            let pid = crate::backend::nspawn::leader(name)?;
+            match container::root_map(placement.policy())? {
+                Some(map) => {
+                    let idmapped_store = idmapped::lxc_view_dir(name.as_str()).join("store");
+                    idmapped::mount_view(&store, &idmapped_store, map)?;
+                    let added = extend_container(pid, &host_view, &idmapped_store, &names);
+                    idmapped::unmount_view(&idmapped_store)?;
+                    added?
+                }
+                None => extend_container(pid, &host_view, &store, &names)?,
+            }
+        }
+        Location::Qemu => 0,
     };
     if added > 0 {
         eprintln!("{name}: {added} new store paths added to its view");
     }
     Ok(())
+}
+
+/// A container's view is at its /nix/store; what is added there is
+/// locked through its user namespace.
+fn extend_container(pid: u32, host_view: &Path, source: &Path, names: &[String]) -> Result<usize> {
+    let holder = store_view::Holder {
+        pid,
+        at: "nix/store".into(),
+    };
+    store_view::extend(&holder, Some(host_view), source, names, Some(pid))
 }
 
 pub fn remove(name: &GuestName) -> Result<()> {

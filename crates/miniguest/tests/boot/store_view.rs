@@ -296,3 +296,63 @@ fn closure_view_follows_a_switch_on_libvirt_9p() {
 fn closure_view_follows_a_switch_on_libvirt_virtiofs() {
     switch_extends_the_view("vmstayfs", &[], &[libvirt_needed()]);
 }
+
+/// nspawn: the drop-in's hook builds the view (idmapped, from an idmapped
+/// view of the store) and the settings bind it; nspawn reads them as
+/// `machinectl start` would have it (machined being absent here, the test
+/// runs the hook as the drop-in would, then systemd-nspawn).
+#[test]
+fn closure_view_in_an_nspawn_machine() {
+    let Some((env, name)) = nspawn_container("nsview") else {
+        return;
+    };
+    let want = expected(&env, &name);
+    let settings_dir = std::path::Path::new("/run/systemd/nspawn");
+    struct Remove(std::path::PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _settings = Remove(settings_dir.join(format!("{name}.nspawn")));
+    let out = env
+        .cmd()
+        .args([
+            "create",
+            "-t",
+            "nspawn",
+            "--define",
+            "--store-view",
+            "closure",
+            &name,
+        ])
+        .env("MINIGUEST_NSPAWN_DIR", settings_dir)
+        .env("MINIGUEST_MACHINES_DIR", env.path("machines"))
+        .env("MINIGUEST_UNIT_DIR", env.path("units"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = env.run(&["hook", "started", &name, "nspawn"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let image = env.path("machines").join(&name).canonicalize().unwrap();
+    let ran = std::process::Command::new("timeout")
+        .args([
+            "60",
+            "systemd-nspawn",
+            "--quiet",
+            "--settings=trusted",
+            "--register=no",
+            "--keep-unit",
+        ])
+        .arg(format!("--machine={name}"))
+        .arg(format!("--directory={}", image.display()))
+        .output()
+        .unwrap();
+    let out = env.run(&["hook", "stopped", &name, "nspawn"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    let reports = standin::reports(&crate::common::stdout(&ran));
+    assert_sees_its_closure(&reports[0], &want);
+    assert_program_root_owned_and_locked(&reports[0]);
+    assert_no_host_view(&name);
+}
