@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use rustix::mount::{
-    mount, mount_bind, mount_change, mount_remount, move_mount, open_tree, unmount, MountFlags,
-    MountPropagationFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags,
+    mount, mount_bind, mount_change, mount_remount, move_mount, open_tree, MountFlags,
+    MountPropagationFlags, MoveMountFlags, OpenTreeFlags,
 };
 use serde::{Deserialize, Serialize};
 
@@ -166,17 +166,28 @@ pub fn build(
 
 /// A detached, read-only clone of the mount at `dir`.
 fn read_only_clone(dir: &Path) -> Result<OwnedFd> {
+    clone_mount(
+        dir,
+        libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV,
+        0,
+    )
+}
+
+/// A detached, writable clone of the mount at `dir` (the same file
+/// system, so what is made through it appears in every copy).
+fn writable_clone(dir: &Path) -> Result<OwnedFd> {
+    clone_mount(dir, 0, libc::MOUNT_ATTR_RDONLY)
+}
+
+/// A detached clone of the mount at `dir`, with attributes set and cleared.
+fn clone_mount(dir: &Path, set: u64, clear: u64) -> Result<OwnedFd> {
     let tree = open_tree(
         rustix::fs::CWD,
         dir,
         OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
     )
     .with_context(|| format!("cannot clone the mount at {}", dir.display()))?;
-    set_attributes(
-        &tree,
-        libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV,
-        0,
-    )?;
+    set_attributes(&tree, set, clear)?;
     Ok(tree)
 }
 
@@ -300,27 +311,33 @@ fn add_one(ro: &OwnedFd, target: &Path, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Moves this process (single-threaded: before any thread or child
+/// exists) into a mount namespace of its own, whose mounts propagate
+/// neither to the host nor from it.
+pub fn enter_private_mount_namespace() -> Result<()> {
+    use rustix::thread::{unshare_unsafe, UnshareFlags};
+    // SAFETY: only the mount namespace is unshared, which affects this
+    // process and what it starts.
+    unsafe { unshare_unsafe(UnshareFlags::NEWNS) }
+        .context("cannot enter a private mount namespace")?;
+    mount_change(
+        "/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )
+    .context("cannot make mounts private")
+}
+
 /// For a guest whose hypervisor this process starts (`run`): moves this
 /// process into a mount namespace of its own and builds the guest's view
 /// there, where QEMU and virtiofsd, its children, find it. The host's
 /// mount table never holds it.
 pub fn build_in_own_namespace(spec: &super::GuestSpec) -> Result<()> {
-    use rustix::thread::{unshare_unsafe, UnshareFlags};
     let output = spec
         .root
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", spec.root.display()))?;
     let names = closure(&output, &spec.store_dir)?;
-    // SAFETY: only the mount namespace is unshared, before any thread or
-    // child exists.
-    unsafe { unshare_unsafe(UnshareFlags::NEWNS) }
-        .context("cannot enter a private mount namespace")?;
-    // Mounts the host makes still reach it; none made here reach the host.
-    mount_change(
-        "/",
-        MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
-    )
-    .context("cannot make mounts private")?;
+    enter_private_mount_namespace()?;
     build(
         &spec.name,
         &view_dir(&spec.name),
@@ -597,19 +614,6 @@ fn clone_path(ro: &OwnedFd, name: &str) -> Result<OwnedFd> {
     .with_context(|| format!("cannot clone {name}"))
 }
 
-/// A detached, writable clone of the mount at `dir` (the same file
-/// system, so what is made through it appears in every copy).
-fn writable_clone(dir: &Path) -> Result<OwnedFd> {
-    let tree = open_tree(
-        rustix::fs::CWD,
-        dir,
-        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
-    )
-    .with_context(|| format!("cannot clone the mount at {}", dir.display()))?;
-    set_attributes(&tree, 0, libc::MOUNT_ATTR_RDONLY)?;
-    Ok(tree)
-}
-
 /// Runs `work` in a child process that has entered `holder`'s mount
 /// namespace. With `userns` (a container's), the child first stages the
 /// binds in a private namespace, enters that user namespace and a mount
@@ -679,15 +683,7 @@ fn in_namespace_of(
 /// Removes the view at `target` (every bind in it goes with it); none
 /// there is fine.
 pub fn remove(target: &Path) -> Result<()> {
-    loop {
-        match unmount(target, UnmountFlags::DETACH) {
-            Ok(()) => continue,
-            Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => return Ok(()),
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot unmount {}", target.display()))
-            }
-        }
-    }
+    super::container::idmapped::unmount_view(target)
 }
 
 #[cfg(test)]
@@ -738,7 +734,7 @@ mod tests {
             &names,
             None,
         );
-        let _ = unmount(source.path(), UnmountFlags::DETACH);
+        let _ = remove(source.path());
         built.unwrap();
         let mut seen: Vec<String> = std::fs::read_dir(view.path())
             .unwrap()

@@ -12,8 +12,6 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use rustix::mount::{mount_change, MountPropagationFlags};
-use rustix::thread::{unshare_unsafe, UnshareFlags};
 
 fn main() {
     let err = run();
@@ -38,15 +36,7 @@ fn run() -> Result<()> {
 }
 
 fn make_read_only(dir: &std::path::Path) -> Result<()> {
-    // SAFETY: single-threaded at this point; only the mount namespace is
-    // unshared, which affects this process and the virtiofsd it becomes.
-    unsafe { unshare_unsafe(UnshareFlags::NEWNS) }
-        .context("cannot enter a private mount namespace")?;
-    mount_change(
-        "/",
-        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
-    )
-    .context("cannot make mounts private")?;
+    miniguest::backend::store_view::enter_private_mount_namespace()?;
     // Submounts included: a closure-only view is one bind per path.
     miniguest::backend::store_view::cover_read_only(dir)
 }

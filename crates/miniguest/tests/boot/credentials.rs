@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::common::standin::{self, missing, unique_name, wait_for_reports, Domain};
+use crate::common::standin::{self, missing, unique_name};
 use crate::common::{sha256_hex, stderr, stdout, TestEnv};
 use crate::helpers::*;
 
@@ -156,25 +156,7 @@ fn libvirt_credentials(attr: &str, by_hand: bool) {
         return;
     };
     let s = secrets(&env);
-    let log = env.path(&format!("{name}.log"));
-    let domain = Domain(name.clone());
-    let mut args = vec![
-        "create",
-        &name,
-        "--define",
-        "--console-log",
-        log.to_str().unwrap(),
-    ];
-    args.extend(s.args());
-    let out = env.run(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
-    if by_hand {
-        domain.start();
-    } else {
-        let out = env.run(&["start", &name]);
-        assert!(out.status.success(), "{}", stderr(&out));
-    }
-    let reports = wait_for_reports(&log, 1, BOOT_TIMEOUT);
+    let (domain, reports) = boot_libvirt(&env, &name, &s.args(), by_hand);
     assert_eq!(reports[0].credentials, s.hashes, "{reports:?}");
     let xml = stdout(&domain.virsh(&["dumpxml", &name]));
     assert!(xml.contains("<sysinfo type='fwcfg'>"), "{xml}");
@@ -220,18 +202,7 @@ fn credentials_reach_an_lxc_container() {
     let s = secrets(&env);
     let lxcpath = env.path("lxc");
     let log = env.path("ct.log");
-    let mut args = vec![
-        "create",
-        &name,
-        "--define",
-        "--lxcpath",
-        lxcpath.to_str().unwrap(),
-        "--console-log",
-        log.to_str().unwrap(),
-    ];
-    args.extend(s.args());
-    let out = env.run(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
+    lxc_define_with(&env, &name, &lxcpath, &log, &s.args());
     let config = std::fs::read_to_string(lxcpath.join(&name).join("config")).unwrap();
     assert!(
         config.contains("lxc.environment = CREDENTIALS_DIRECTORY=/run/host/credentials"),

@@ -9,12 +9,7 @@ use crate::common::standin::{self, set_version, unique_name, wait_for_reports, D
 use crate::common::{stderr, stdout, TestEnv};
 use crate::helpers::*;
 
-/// `miniguest exec NAME -- ARGS…`, given a minute.
-fn exec(env: &TestEnv, name: &str, args: &[&str]) -> std::process::Output {
-    let mut argv = vec!["exec", "--timeout", "60", name, "--"];
-    argv.extend_from_slice(args);
-    env.run(&argv)
-}
+use crate::helpers::exec_in as exec;
 
 /// What a command printed in the guest, which must succeed.
 fn inside(env: &TestEnv, name: &str, args: &[&str]) -> String {

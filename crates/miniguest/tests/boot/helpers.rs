@@ -18,13 +18,20 @@ pub fn install(env: &TestEnv, attr: &str, name: &str) {
 /// `create NAME --define --console-log LOG`, which must succeed; what it
 /// printed.
 pub fn define_with_console_log(env: &TestEnv, name: &str, log: &std::path::Path) -> String {
-    let out = env.run(&[
+    define_with(env, name, log, &[])
+}
+
+/// The same, with more options.
+pub fn define_with(env: &TestEnv, name: &str, log: &std::path::Path, extra: &[&str]) -> String {
+    let mut args = vec![
         "create",
         name,
         "--define",
         "--console-log",
         log.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let out = env.run(&args);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_no_libvirt_noise(&out);
     stdout(&out)
@@ -112,10 +119,50 @@ pub fn run_to_reports(env: &TestEnv, name: &str, log: &std::path::Path) -> Vec<s
     standin::reports(&std::fs::read_to_string(log).unwrap())
 }
 
+/// A libvirt domain defined with `extra` options and started, by hand
+/// (`virsh start`, so the hook does what `start` would) or by `start`;
+/// the domain (undefined when dropped) and the boot it printed.
+pub fn boot_libvirt(
+    env: &TestEnv,
+    name: &str,
+    extra: &[&str],
+    by_hand: bool,
+) -> (standin::Domain, Vec<standin::Report>) {
+    let log = env.path(&format!("{name}.log"));
+    let domain = standin::Domain(name.to_owned());
+    define_with(env, name, &log, extra);
+    if by_hand {
+        domain.start();
+    } else {
+        let out = env.run(&["start", name]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let reports = standin::wait_for_reports(&log, 1, BOOT_TIMEOUT);
+    (domain, reports)
+}
+
+/// `miniguest exec NAME -- ARGS…`, given a minute.
+pub fn exec_in(env: &TestEnv, name: &str, args: &[&str]) -> std::process::Output {
+    let mut argv = vec!["exec", "--timeout", "60", name, "--"];
+    argv.extend_from_slice(args);
+    env.run(&argv)
+}
+
 /// Defines the container, twice: the second time changes nothing.
 pub fn lxc_define(env: &TestEnv, name: &str, lxcpath: &std::path::Path, log: &std::path::Path) {
+    lxc_define_with(env, name, lxcpath, log, &[]);
+}
+
+/// The same, with more options.
+pub fn lxc_define_with(
+    env: &TestEnv,
+    name: &str,
+    lxcpath: &std::path::Path,
+    log: &std::path::Path,
+    extra: &[&str],
+) {
     for verdict in ["defined", "unchanged"] {
-        let out = env.run(&[
+        let mut args = vec![
             "create",
             name,
             "--define",
@@ -123,10 +170,64 @@ pub fn lxc_define(env: &TestEnv, name: &str, lxcpath: &std::path::Path, log: &st
             lxcpath.to_str().unwrap(),
             "--console-log",
             log.to_str().unwrap(),
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        let out = env.run(&args);
         assert!(out.status.success(), "{}", stderr(&out));
         assert_eq!(stdout(&out), format!("{verdict} LXC container {name}\n"));
     }
+}
+
+/// Where systemd-nspawn reads a machine's `.nspawn` settings (machined
+/// being absent here).
+const NSPAWN_SETTINGS: &str = "/run/systemd/nspawn";
+
+/// Machine `name`'s `.nspawn` settings, removed when dropped.
+pub struct NspawnSettings(std::path::PathBuf);
+
+impl NspawnSettings {
+    pub fn of(name: &str) -> Self {
+        NspawnSettings(std::path::Path::new(NSPAWN_SETTINGS).join(format!("{name}.nspawn")))
+    }
+}
+
+impl Drop for NspawnSettings {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `create -t nspawn --define NAME EXTRA…` with the settings where
+/// systemd-nspawn reads them and the rest in the test's directory.
+pub fn nspawn_define(env: &TestEnv, name: &str, extra: &[&str]) -> std::process::Output {
+    env.cmd()
+        .args(["create", "-t", "nspawn", "--define"])
+        .args(extra)
+        .arg(name)
+        .env("MINIGUEST_NSPAWN_DIR", NSPAWN_SETTINGS)
+        .env("MINIGUEST_MACHINES_DIR", env.path("machines"))
+        .env("MINIGUEST_UNIT_DIR", env.path("units"))
+        .output()
+        .unwrap()
+}
+
+/// systemd-nspawn on the defined machine, with nothing on its command line
+/// but the machine and its directory: what it does comes from the settings.
+pub fn nspawn_run_defined(env: &TestEnv, name: &str) -> std::process::Output {
+    let image = env.path("machines").join(name).canonicalize().unwrap();
+    std::process::Command::new("timeout")
+        .args([
+            "60",
+            "systemd-nspawn",
+            "--quiet",
+            "--settings=trusted",
+            "--register=no",
+            "--keep-unit",
+        ])
+        .arg(format!("--machine={name}"))
+        .arg(format!("--directory={}", image.display()))
+        .output()
+        .unwrap()
 }
 
 /// Runs a defined container in the foreground until its init exits, and

@@ -51,23 +51,8 @@ fn nspawn_define_writes_settings_systemd_nspawn_boots() {
     let Some((env, name)) = nspawn_container("ct") else {
         return;
     };
-    let settings_dir = std::path::Path::new("/run/systemd/nspawn");
-    struct Remove(std::path::PathBuf);
-    impl Drop for Remove {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-    let _settings = Remove(settings_dir.join(format!("{name}.nspawn")));
-    let define = || {
-        env.cmd()
-            .args(["create", "-t", "nspawn", "--define", &name])
-            .env("MINIGUEST_NSPAWN_DIR", settings_dir)
-            .env("MINIGUEST_MACHINES_DIR", env.path("machines"))
-            .env("MINIGUEST_UNIT_DIR", env.path("units"))
-            .output()
-            .unwrap()
-    };
+    let _settings = NspawnSettings::of(&name);
+    let define = || nspawn_define(&env, &name, &[]);
     for verdict in ["defined", "unchanged"] {
         let out = define();
         assert!(out.status.success(), "{}", stderr(&out));
@@ -82,20 +67,7 @@ fn nspawn_define_writes_settings_systemd_nspawn_boots() {
         drop_in.contains("ExecStartPre=") && drop_in.contains("ExecStopPost="),
         "{drop_in}"
     );
-    let image = env.path("machines").join(&name).canonicalize().unwrap();
-    let ran = std::process::Command::new("timeout")
-        .args([
-            "60",
-            "systemd-nspawn",
-            "--quiet",
-            "--settings=trusted",
-            "--register=no",
-            "--keep-unit",
-        ])
-        .arg(format!("--machine={name}"))
-        .arg(format!("--directory={}", image.display()))
-        .output()
-        .unwrap();
+    let ran = nspawn_run_defined(&env, &name);
     assert!(ran.status.success(), "{}", stderr(&ran));
     let reports = standin::reports(&stdout(&ran));
     assert_eq!(reports.len(), 1, "{}", stdout(&ran));

@@ -3,7 +3,7 @@
 //! builds the view; and a view on the host lasts only until its consumer
 //! has its copy.
 
-use crate::common::standin::{self, unique_name, wait_for_reports, Domain};
+use crate::common::standin::{self, unique_name, Domain};
 use crate::common::{sha256_hex, stderr, TestEnv};
 use crate::helpers::*;
 
@@ -88,25 +88,7 @@ fn libvirt_closure(attr: &str, by_hand: bool) {
         return;
     };
     let want = expected(&env, &name);
-    let log = env.path(&format!("{name}.log"));
-    let domain = Domain(name.clone());
-    let out = env.run(&[
-        "create",
-        &name,
-        "--define",
-        "--store-view",
-        "closure",
-        "--console-log",
-        log.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    if by_hand {
-        domain.start();
-    } else {
-        let out = env.run(&["start", &name]);
-        assert!(out.status.success(), "{}", stderr(&out));
-    }
-    let reports = wait_for_reports(&log, 1, BOOT_TIMEOUT);
+    let (domain, reports) = boot_libvirt(&env, &name, &["--store-view", "closure"], by_hand);
     assert_sees_its_closure(&reports[0], &want);
     assert_program_read_only(&reports[0]);
     assert_no_host_view(&name);
@@ -141,18 +123,7 @@ fn closure_view_in_an_lxc_container() {
         return;
     };
     let want = expected(&env, &name);
-    let out = env.run(&[
-        "create",
-        &name,
-        "--define",
-        "--store-view",
-        "closure",
-        "--lxcpath",
-        lxcpath.to_str().unwrap(),
-        "--console-log",
-        log.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    lxc_define_with(&env, &name, &lxcpath, &log, &["--store-view", "closure"]);
     let reports = lxc_start(&lxcpath, &name, &log);
     assert_sees_its_closure(&reports[0], &want);
     assert_program_root_owned_and_locked(&reports[0]);
@@ -176,16 +147,7 @@ fn a_printed_command_refuses_the_closure_view() {
 
 /// The names in the running guest's /nix/store, sorted.
 fn listed(env: &TestEnv, name: &str) -> Vec<String> {
-    let out = env.run(&[
-        "exec",
-        "--timeout",
-        "60",
-        name,
-        "--",
-        "ls",
-        "-A",
-        "/nix/store",
-    ]);
+    let out = exec_in(env, name, &["ls", "-A", "/nix/store"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let mut names: Vec<String> = crate::common::stdout(&out)
         .lines()
@@ -235,41 +197,15 @@ fn switch_extends_the_view(attr: &str, extra: &[&str], needs: &[(&str, bool)]) {
             "{path} is missing after the switch: {now:?}"
         );
     }
-    let out = env.run(&[
-        "exec",
-        "--timeout",
-        "60",
-        &name,
-        "--",
-        "cat",
-        "/run/current-system/nixos-version",
-    ]);
+    let out = exec_in(&env, &name, &["cat", "/run/current-system/nixos-version"]);
     assert_eq!(crate::common::stdout(&out).trim(), "2", "{}", stderr(&out));
     // What the switch added is as read-only as the rest: a container's
     // root cannot remount it read-write.
     let added = second.iter().find(|p| !first.contains(p)).unwrap();
     let path = format!("/nix/store/{added}");
-    let out = env.run(&[
-        "exec",
-        "--timeout",
-        "60",
-        &name,
-        "--",
-        "mount",
-        "-o",
-        "remount,rw,bind",
-        &path,
-    ]);
+    let out = exec_in(&env, &name, &["mount", "-o", "remount,rw,bind", &path]);
     assert!(!out.status.success(), "{path} was remounted read-write");
-    let out = env.run(&[
-        "exec",
-        "--timeout",
-        "60",
-        &name,
-        "--",
-        "touch",
-        &format!("{path}/.probe"),
-    ]);
+    let out = exec_in(&env, &name, &["touch", &format!("{path}/.probe")]);
     assert!(!out.status.success(), "{path} is writable");
 
     let out = env.run(&["restart", &name, "--wait=90"]);
@@ -307,47 +243,12 @@ fn closure_view_in_an_nspawn_machine() {
         return;
     };
     let want = expected(&env, &name);
-    let settings_dir = std::path::Path::new("/run/systemd/nspawn");
-    struct Remove(std::path::PathBuf);
-    impl Drop for Remove {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-    let _settings = Remove(settings_dir.join(format!("{name}.nspawn")));
-    let out = env
-        .cmd()
-        .args([
-            "create",
-            "-t",
-            "nspawn",
-            "--define",
-            "--store-view",
-            "closure",
-            &name,
-        ])
-        .env("MINIGUEST_NSPAWN_DIR", settings_dir)
-        .env("MINIGUEST_MACHINES_DIR", env.path("machines"))
-        .env("MINIGUEST_UNIT_DIR", env.path("units"))
-        .output()
-        .unwrap();
+    let _settings = NspawnSettings::of(&name);
+    let out = nspawn_define(&env, &name, &["--store-view", "closure"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = env.run(&["hook", "started", &name, "nspawn"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let image = env.path("machines").join(&name).canonicalize().unwrap();
-    let ran = std::process::Command::new("timeout")
-        .args([
-            "60",
-            "systemd-nspawn",
-            "--quiet",
-            "--settings=trusted",
-            "--register=no",
-            "--keep-unit",
-        ])
-        .arg(format!("--machine={name}"))
-        .arg(format!("--directory={}", image.display()))
-        .output()
-        .unwrap();
+    let ran = nspawn_run_defined(&env, &name);
     let out = env.run(&["hook", "stopped", &name, "nspawn"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(ran.status.success(), "{}", stderr(&ran));

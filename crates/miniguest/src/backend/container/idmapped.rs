@@ -113,7 +113,8 @@ pub fn mount_view(source: &Path, target: &Path, map: IdMap) -> Result<()> {
     Ok(())
 }
 
-/// Detaches whatever is mounted at `target`; nothing there is fine.
+/// Detaches whatever is mounted at `target`, every mount stacked there
+/// and below; nothing there is fine.
 pub fn unmount_view(target: &Path) -> Result<()> {
     loop {
         match unmount(target, UnmountFlags::DETACH) {
