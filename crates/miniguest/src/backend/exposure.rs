@@ -86,6 +86,9 @@ pub fn host_paths(spec: &GuestSpec, volumes: VolumeForm) -> Result<Vec<ReachedPa
         .into_iter()
         .map(|m| ReachedPath {
             what: match m.tag.as_str() {
+                files::STORE_TAG if !spec.store_view.is_full() => {
+                    "only its closure of the Nix store, a view built at start".into()
+                }
                 files::STORE_TAG => "the Nix store".into(),
                 files::BOOT_TAG => "the guest's boot directory".into(),
                 tag => format!("share {tag}"),
@@ -104,6 +107,13 @@ pub fn host_paths(spec: &GuestSpec, volumes: VolumeForm) -> Result<Vec<ReachedPa
             path: super::host::path_str(&path)?.to_owned(),
             writable: true,
             what: format!("volume {}", volume.name),
+        });
+    }
+    for c in &spec.credentials {
+        out.push(ReachedPath {
+            path: super::host::path_str(&c.source)?.to_owned(),
+            writable: false,
+            what: format!("credential {}, read at each start", c.name),
         });
     }
     Ok(out)

@@ -120,6 +120,12 @@ fn credentials_reach_a_vm_under_run() {
     );
     s.assert_absent("the printed command", &stdout(&out));
     s.assert_absent("create's messages", &stderr(&out));
+    // What the guest gets of the host names each source, as a path only.
+    assert!(
+        stderr(&out).contains("(credential api-token, read at each start)"),
+        "{}",
+        stderr(&out)
+    );
     s.assert_absent_from_output(&env, &name);
 
     // What the guest does not declare, and what it declares but is not

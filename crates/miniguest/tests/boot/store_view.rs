@@ -137,6 +137,10 @@ fn a_printed_command_refuses_the_closure_view() {
         return;
     };
     let out = env.run(&["create", "-t", "qemu", &name, "--store-view", "closure"]);
+    assert!(
+        !stderr(&out).contains("gets these host paths"),
+        "a refusal followed part of an output"
+    );
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("--store-view closure: a printed command cannot build the view"),
