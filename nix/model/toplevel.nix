@@ -195,9 +195,17 @@ let
     export PATH=${busybox}/bin
     fail() { echo "stage 2: $1"; }
     ${resolveDevice}
-    # As NixOS's stage 2: the system it runs is /run/current-system (the
+    # As NixOS's stage 2: /run is a fresh tmpfs at every boot (kept, and
+    # remounted, where the container's manager mounted one: nspawn, or LXC
+    # with credentials in it), so nothing a previous boot left there is
+    # read as this boot's; the system it runs is /run/current-system (the
     # toplevel whose init /boot/init is).
     mkdir -p /run
+    if grep -q '^[^ ]* /run ' /proc/mounts; then
+      mount -o remount,nosuid,nodev /run 2>/dev/null || true
+    else
+      mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run || fail "cannot mount /run"
+    fi
     echo starting > /run/standin-state
     ln -sfn "$(dirname "$(readlink /boot/init)")" /run/current-system
     ${lib.optionalString (!config.boot.isContainer) (mountAll "" laterFileSystems)}

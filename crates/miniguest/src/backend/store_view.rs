@@ -356,11 +356,14 @@ pub struct Holder {
 }
 
 /// Every namespace but this one holding a copy of guest `name`'s view
-/// (QEMU's for 9p, virtiofsd's sandbox for virtiofs, `run`'s, a
-/// container's), one process of each, with where the copy is mounted.
+/// (QEMU's for 9p, virtiofsd's sandbox for virtiofs, `run`'s), one process
+/// of each, with where the copy is mounted. Only namespaces of the host's
+/// own user namespace count: anyone may name a tmpfs after a view inside a
+/// container, and binds added there would not be locked read-only.
 pub fn holders(name: &GuestName) -> Result<Vec<Holder>> {
     let label = label(name);
     let own = std::fs::read_link("/proc/self/ns/mnt").ok();
+    let host_userns = std::fs::read_link("/proc/self/ns/user")?;
     let mut seen = vec![];
     let mut out = vec![];
     for entry in std::fs::read_dir("/proc")?.flatten() {
@@ -375,6 +378,13 @@ pub fn holders(name: &GuestName) -> Result<Vec<Holder>> {
             continue;
         };
         if Some(&ns) == own.as_ref() || seen.contains(&ns) {
+            continue;
+        }
+        if std::fs::read_link(format!("/proc/{pid}/ns/user"))
+            .ok()
+            .as_ref()
+            != Some(&host_userns)
+        {
             continue;
         }
         let Ok(info) = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")) else {
@@ -698,6 +708,59 @@ mod tests {
             Some(PathBuf::from("/"))
         );
         assert_eq!(mount_point_of(info, "miniguest-view-we"), None);
+    }
+
+    /// A tmpfs named after a guest's view counts only in a namespace of the
+    /// host's own user namespace: a container cannot pose as a holder.
+    #[test]
+    fn only_the_hosts_namespaces_hold_views() {
+        if !rustix::process::geteuid().is_root()
+            || crate::backend::host::find_program("unshare", &[]).is_none()
+        {
+            eprintln!("skipped: needs root and unshare");
+            return;
+        }
+        let name: GuestName = format!("holder{}", std::process::id()).parse().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let spawn = |userns: bool| {
+            let mut cmd = std::process::Command::new("unshare");
+            cmd.arg(if userns { "-Urm" } else { "-m" });
+            cmd.args([
+                "sh",
+                "-c",
+                &format!(
+                    "mount -t tmpfs {} {} && touch {}/ready-{userns} && exec sleep 30",
+                    label(&name),
+                    dir.path().display(),
+                    std::env::temp_dir().display()
+                ),
+            ]);
+            let child = cmd.spawn().unwrap();
+            let ready = std::env::temp_dir().join(format!("ready-{userns}"));
+            for _ in 0..100 {
+                if ready.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            let _ = std::fs::remove_file(ready);
+            child
+        };
+        let mut container = spawn(true);
+        let mut host = spawn(false);
+        let found: Vec<u32> = holders(&name).unwrap().iter().map(|h| h.pid).collect();
+        for c in [&mut container, &mut host] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        assert!(
+            !found.contains(&container.id()),
+            "a container's namespace passed as a holder"
+        );
+        assert!(
+            found.contains(&host.id()),
+            "the host's own namespace was not found: {found:?}"
+        );
     }
 
     #[test]
