@@ -18,6 +18,7 @@ pub mod exposure;
 pub mod host;
 pub mod libvirt;
 pub mod lxc;
+pub mod mounts;
 pub mod network;
 pub mod nspawn;
 pub mod qemu;

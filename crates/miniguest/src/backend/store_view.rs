@@ -10,7 +10,7 @@
 //! removed once its consumer has its copy, or when the guest stops. New
 //! paths (`upgrade --switch`) are added inside the consumer's namespace.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -20,6 +20,7 @@ use rustix::mount::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::mounts;
 use crate::contract::registration;
 use crate::guest::GuestName;
 
@@ -75,35 +76,12 @@ pub fn closure(output: &Path, store_dir: &Path) -> Result<Vec<String>> {
 fn private_parent() -> Result<()> {
     let root = views_root();
     std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
-    if !is_mount_point(&root)? {
+    if !mounts::is_mount_point(&root)? {
         mount_bind(&root, &root).with_context(|| format!("cannot bind {}", root.display()))?;
     }
     mount_change(&root, MountPropagationFlags::PRIVATE)
         .with_context(|| format!("cannot make {} private", root.display()))?;
     Ok(())
-}
-
-/// Whether a mount sits at `path` in this namespace.
-pub fn is_mount_point(path: &Path) -> Result<bool> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo")?;
-    Ok(mounted_at(&text, path))
-}
-
-fn mounted_at(mountinfo: &str, path: &Path) -> bool {
-    let wanted = path.to_string_lossy();
-    mountinfo
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .any(|m| unescape(m) == wanted)
-}
-
-/// mountinfo writes space, tab, newline and backslash as octal escapes.
-fn unescape(field: &str) -> String {
-    field
-        .replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
 }
 
 /// The source its tmpfs shows in every mount table, by which `holders`
@@ -220,46 +198,9 @@ fn set_attributes(tree: &OwnedFd, set: u64, clear: u64) -> Result<()> {
     set_attributes_at(tree, 0, set, clear)
 }
 
-/// `mount_setattr` on a mount descriptor (and, with AT_RECURSIVE, on every
-/// mount below it).
 fn set_attributes_at(tree: &OwnedFd, flags: libc::c_int, set: u64, clear: u64) -> Result<()> {
-    set_attributes_raw(tree, flags, set, clear).context("cannot change a mount's attributes")
-}
-
-/// `mount_setattr` itself; it allocates nothing, so a forked child may
-/// call it.
-fn set_attributes_raw(
-    tree: &OwnedFd,
-    flags: libc::c_int,
-    set: u64,
-    clear: u64,
-) -> rustix::io::Result<()> {
-    let attr = libc::mount_attr {
-        attr_set: set,
-        attr_clr: clear,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: a valid mount fd, an empty C path and a mount_attr of the
-    // size given.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH | flags,
-            &attr as *const libc::mount_attr,
-            std::mem::size_of::<libc::mount_attr>(),
-        )
-    };
-    if rc != 0 {
-        return Err(rustix::io::Errno::from_raw_os_error(
-            std::io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EIO),
-        ));
-    }
-    Ok(())
+    mounts::set_attributes(tree, flags, set, clear, None)
+        .context("cannot change a mount's attributes")
 }
 
 /// Adds store path `name` to the view at `target`, bound from the
@@ -390,7 +331,7 @@ pub fn holders(name: &GuestName) -> Result<Vec<Holder>> {
         let Ok(info) = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")) else {
             continue;
         };
-        if let Some(at) = mount_point_of(&info, &label) {
+        if let Some(at) = mounts::mount_point_of(&info, &label) {
             seen.push(ns);
             let relative = at.strip_prefix("/").unwrap_or(&at);
             out.push(Holder {
@@ -404,15 +345,6 @@ pub fn holders(name: &GuestName) -> Result<Vec<Holder>> {
         }
     }
     Ok(out)
-}
-
-/// Where the last mount of a file system with this source sits.
-fn mount_point_of(mountinfo: &str, source: &str) -> Option<PathBuf> {
-    mountinfo.lines().rev().find_map(|l| {
-        let (left, right) = l.split_once(" - ")?;
-        let point = left.split(' ').nth(4)?;
-        (right.split(' ').nth(1)? == source).then(|| PathBuf::from(unescape(point)))
-    })
 }
 
 /// One path to add to a view: its name, and either the link it is or a
@@ -469,7 +401,7 @@ pub fn extend(
     }
     // Entries first, where the view's file system is writable.
     let host_rw = match host_view {
-        Some(dir) if is_mount_point(dir)? => Some(writable_clone(dir)?),
+        Some(dir) if mounts::is_mount_point(dir)? => Some(writable_clone(dir)?),
         _ => None,
     };
     if let Some(rw) = &host_rw {
@@ -530,7 +462,7 @@ pub fn extend(
         Step::Attach(view) => {
             if !host_has_entries {
                 let rw = open_tree(view, c"", clone_flags | OpenTreeFlags::AT_EMPTY_PATH)?;
-                set_attributes_raw(&rw, 0, 0, libc::MOUNT_ATTR_RDONLY)?;
+                mounts::set_attributes(&rw, 0, 0, libc::MOUNT_ATTR_RDONLY, None)?;
                 make_entries_raw(&rw, &additions)?;
             }
             let locked = locked.borrow();
@@ -693,22 +625,12 @@ fn in_namespace_of(
 /// Removes the view at `target` (every bind in it goes with it); none
 /// there is fine.
 pub fn remove(target: &Path) -> Result<()> {
-    super::container::idmapped::unmount_view(target)
+    mounts::detach_all(target)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn views_are_found_by_their_source() {
-        let info = "54 89 0:39 / / ro,nosuid - tmpfs miniguest-view-web rw\n60 54 8:1 /nix/store/a /a ro - ext4 /dev/sda1 rw\n";
-        assert_eq!(
-            mount_point_of(info, "miniguest-view-web"),
-            Some(PathBuf::from("/"))
-        );
-        assert_eq!(mount_point_of(info, "miniguest-view-we"), None);
-    }
 
     /// A tmpfs named after a guest's view counts only in a namespace of the
     /// host's own user namespace: a container cannot pose as a holder.
@@ -761,13 +683,6 @@ mod tests {
             found.contains(&host.id()),
             "the host's own namespace was not found: {found:?}"
         );
-    }
-
-    #[test]
-    fn mountinfo_paths_are_unescaped() {
-        let info = "36 35 0:31 / /run/a\\040b rw shared:1 - tmpfs tmpfs rw\n";
-        assert!(mounted_at(info, Path::new("/run/a b")));
-        assert!(!mounted_at(info, Path::new("/run/a")));
     }
 
     #[test]

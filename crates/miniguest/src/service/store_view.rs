@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 
 use super::placement;
 use crate::backend::container::{self, idmapped};
+use crate::backend::mounts;
 use crate::backend::store_view::{self, StoreView};
 use crate::backend::Location;
 use crate::guest::{GuestName, Layout};
@@ -35,7 +36,7 @@ pub fn prepare(layout: &Layout, name: &GuestName) -> Result<()> {
         Location::Libvirt(_) => store_view::build(name, &target, &store, &names, None),
         Location::Lxc(_) => {
             let idmapped_store = idmapped::lxc_view_dir(name.as_str()).join("store");
-            let source = if store_view::is_mount_point(&idmapped_store)? {
+            let source = if mounts::is_mount_point(&idmapped_store)? {
                 idmapped_store
             } else {
                 store.clone()
@@ -104,7 +105,7 @@ pub fn extend_for_switch(layout: &Layout, name: &GuestName, new: &Path) -> Resul
         Location::Libvirt(_) => {
             let mut holders = store_view::holders(name)?;
             // QEMU in the host's own namespace serves the host's view.
-            if store_view::is_mount_point(&host_view)? {
+            if mounts::is_mount_point(&host_view)? {
                 holders.push(store_view::Holder {
                     pid: std::process::id(),
                     at: host_view
@@ -122,7 +123,7 @@ pub fn extend_for_switch(layout: &Layout, name: &GuestName, new: &Path) -> Resul
         Location::Lxc(at) => {
             let pid = crate::backend::lxc::init_pid(&at.lxcpath, name)?;
             let idmapped_store = idmapped::lxc_view_dir(name.as_str()).join("store");
-            let source = if store_view::is_mount_point(&idmapped_store)? {
+            let source = if mounts::is_mount_point(&idmapped_store)? {
                 idmapped_store
             } else {
                 store.clone()

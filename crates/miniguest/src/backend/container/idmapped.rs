@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use rustix::mount::{
-    mount_bind, mount_change, mount_remount, move_mount, open_tree, unmount, MountFlags,
-    MountPropagationFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags,
+    mount_bind, mount_change, mount_remount, move_mount, open_tree, MountFlags,
+    MountPropagationFlags, MoveMountFlags, OpenTreeFlags,
 };
 
 use super::idmap::IdMap;
@@ -113,18 +113,9 @@ pub fn mount_view(source: &Path, target: &Path, map: IdMap) -> Result<()> {
     Ok(())
 }
 
-/// Detaches whatever is mounted at `target`, every mount stacked there
-/// and below; nothing there is fine.
+/// Detaches whatever is mounted at `target`; nothing there is fine.
 pub fn unmount_view(target: &Path) -> Result<()> {
-    loop {
-        match unmount(target, UnmountFlags::DETACH) {
-            Ok(()) => continue,
-            Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => return Ok(()),
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot unmount {}", target.display()))
-            }
-        }
-    }
+    crate::backend::mounts::detach_all(target)
 }
 
 /// A detached, read-only copy of the mount at `dir`, idmapped through the
@@ -136,31 +127,17 @@ fn idmapped_clone(dir: &Path, ns: &OwnedFd) -> Result<OwnedFd> {
         OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
     )
     .with_context(|| format!("cannot clone the mount at {}", dir.display()))?;
-    let attr = libc::mount_attr {
-        attr_set: libc::MOUNT_ATTR_IDMAP
+    crate::backend::mounts::set_attributes(
+        &tree,
+        0,
+        libc::MOUNT_ATTR_IDMAP
             | libc::MOUNT_ATTR_RDONLY
             | libc::MOUNT_ATTR_NOSUID
             | libc::MOUNT_ATTR_NODEV,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: ns.as_raw_fd() as u64,
-    };
-    // SAFETY: a valid mount fd, an empty C path and a mount_attr of the
-    // size given.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const libc::mount_attr,
-            std::mem::size_of::<libc::mount_attr>(),
-        )
-    };
-    if rc != 0 {
-        let e = std::io::Error::last_os_error();
-        bail!("the kernel refused an idmapped mount: {e}");
-    }
+        0,
+        Some(ns.as_fd()),
+    )
+    .map_err(|e| anyhow::anyhow!("the kernel refused an idmapped mount: {e}"))?;
     Ok(tree)
 }
 
