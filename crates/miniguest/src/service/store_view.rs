@@ -1,7 +1,8 @@
 //! A defined guest's closure-only store view, on the host while its
-//! hypervisor takes its copy: built as the guest starts (by `start` and by
-//! the hook, however it is started), taken off the host once a VM's QEMU
-//! has its own copy, removed when the guest stops.
+//! hypervisor takes its copy: built as the guest starts (by the hook,
+//! however it is started, and by `start` where the hook may not run),
+//! taken off the host once a VM's QEMU has its own copy, removed when the
+//! guest stops.
 
 use std::path::Path;
 
@@ -17,7 +18,7 @@ use crate::nix::store_path::store_dir;
 
 /// Builds guest `name`'s view on the host, if it has one: from the store
 /// for a VM, from the container's idmapped view of it (owned by the
-/// container's root) for an LXC container.
+/// container's root) for a container.
 pub fn prepare(layout: &Layout, name: &GuestName) -> Result<()> {
     let Some(placement) = placement::read(layout, name)? else {
         return Ok(());
@@ -34,39 +35,37 @@ pub fn prepare(layout: &Layout, name: &GuestName) -> Result<()> {
     let target = store_view::view_dir(name);
     match placement.location {
         Location::Libvirt(_) => store_view::build(name, &target, &store, &names, None),
-        Location::Lxc(_) => {
-            let idmapped_store = idmapped::lxc_view_dir(name.as_str()).join("store");
-            let source = if mounts::is_mount_point(&idmapped_store)? {
-                idmapped_store
-            } else {
-                store.clone()
-            };
-            let owner = container::root_map(placement.policy())?
-                .map(|m| (m.uid_start as u32, m.gid_start as u32));
-            store_view::build(name, &target, &source, &names, owner)
-        }
-        Location::Nspawn(_) => {
-            // nspawn idmaps its own binds; a view it binds is idmapped
-            // already, built from an idmapped view of the store.
-            let owner = match container::root_map(placement.policy())? {
-                Some(map) => {
-                    let idmapped_store = idmapped::lxc_view_dir(name.as_str()).join("store");
-                    idmapped::mount_view(&store, &idmapped_store, map)?;
-                    let built = store_view::build(
-                        name,
-                        &target,
-                        &idmapped_store,
-                        &names,
-                        Some((map.uid_start as u32, map.gid_start as u32)),
-                    );
-                    idmapped::unmount_view(&idmapped_store)?;
-                    return built;
-                }
-                None => None,
-            };
-            store_view::build(name, &target, &store, &names, owner)
+        Location::Lxc(_) | Location::Nspawn(_) => {
+            from_container_source(&placement, name, &store, |source, owner| {
+                store_view::build(name, &target, source, &names, owner)
+            })
         }
         Location::Qemu => Ok(()),
+    }
+}
+
+/// Runs `work` with where a container's view takes its paths from, and
+/// who owns the view: the container's idmapped view of the store (LXC's
+/// hook mounts it before the container starts; nspawn idmaps only its own
+/// binds, so one is mounted for the while), else the store itself.
+fn from_container_source<T>(
+    placement: &placement::Placement,
+    name: &GuestName,
+    store: &Path,
+    work: impl FnOnce(&Path, Option<(u32, u32)>) -> Result<T>,
+) -> Result<T> {
+    let map = container::root_map(placement.policy())?;
+    let owner = map.map(|m| (m.uid_start as u32, m.gid_start as u32));
+    let idmapped_store = idmapped::lxc_view_dir(name.as_str()).join("store");
+    match (&placement.location, map) {
+        (Location::Nspawn(_), Some(map)) => {
+            idmapped::mount_view(store, &idmapped_store, map)?;
+            let done = work(&idmapped_store, owner);
+            idmapped::unmount_view(&idmapped_store)?;
+            done
+        }
+        _ if mounts::is_mount_point(&idmapped_store)? => work(&idmapped_store, owner),
+        _ => work(store, owner),
     }
 }
 
@@ -122,26 +121,15 @@ pub fn extend_for_switch(layout: &Layout, name: &GuestName, new: &Path) -> Resul
         }
         Location::Lxc(at) => {
             let pid = crate::backend::lxc::init_pid(&at.lxcpath, name)?;
-            let idmapped_store = idmapped::lxc_view_dir(name.as_str()).join("store");
-            let source = if mounts::is_mount_point(&idmapped_store)? {
-                idmapped_store
-            } else {
-                store.clone()
-            };
-            extend_container(pid, &host_view, &source, &names)?
+            from_container_source(&placement, name, &store, |source, _| {
+                extend_container(pid, &host_view, source, &names)
+            })?
         }
         Location::Nspawn(_) => {
             let pid = crate::backend::nspawn::leader(name)?;
-            match container::root_map(placement.policy())? {
-                Some(map) => {
-                    let idmapped_store = idmapped::lxc_view_dir(name.as_str()).join("store");
-                    idmapped::mount_view(&store, &idmapped_store, map)?;
-                    let added = extend_container(pid, &host_view, &idmapped_store, &names);
-                    idmapped::unmount_view(&idmapped_store)?;
-                    added?
-                }
-                None => extend_container(pid, &host_view, &store, &names)?,
-            }
+            from_container_source(&placement, name, &store, |source, _| {
+                extend_container(pid, &host_view, source, &names)
+            })?
         }
         Location::Qemu => 0,
     };
