@@ -103,6 +103,13 @@ impl Kind {
         }
     }
 
+    /// Whether its definition runs Miniguest's hook at every start (LXC's
+    /// config, nspawn's drop-in). libvirt runs its hook only if libvirtd
+    /// found it when it started, so `start` does the hook's work itself.
+    pub fn always_runs_the_hook(self) -> bool {
+        matches!(self, Kind::Lxc | Kind::Nspawn)
+    }
+
     /// The backend a guest of that type gets when none is named.
     pub fn default_for(guest_type: GuestType) -> Kind {
         match guest_type {

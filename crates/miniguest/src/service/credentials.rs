@@ -1,6 +1,6 @@
 //! A defined guest's credentials, staged where its hypervisor reads them
-//! as it starts (by `start` and by the hook, however the guest is
-//! started) and removed when it stops. Plain QEMU and nspawn read the
+//! as it starts (by the hook, however the guest is started, and by
+//! `start` where the hook may not run) and removed when it stops. Plain QEMU and nspawn read the
 //! sources themselves, as root, and need no copies.
 
 use anyhow::Result;

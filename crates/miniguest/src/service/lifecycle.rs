@@ -51,10 +51,12 @@ pub fn start(layout: &Layout, name: &GuestName, guest: &DefinedGuest) -> Result<
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", spec.root.display()))?;
     booted::record(name, &output)?;
-    // Staged here too: libvirt runs its hook only if it found it when it
-    // started.
-    super::credentials::stage(layout, name)?;
-    super::store_view::prepare(layout, name)?;
+    // What the hook stages, where the hook may not run (it would build the
+    // same again, and an LXC container's before its idmapped views exist).
+    if !guest.placement.location.kind().always_runs_the_hook() {
+        super::credentials::stage(layout, name)?;
+        super::store_view::prepare(layout, name)?;
+    }
     if let Err(e) = guest.backend.start(name) {
         let _ = booted::clear(name);
         return Err(e);
