@@ -45,6 +45,18 @@ impl Secrets {
         self.args.iter().map(String::as_str).collect()
     }
 
+    /// `create -t BACKEND NAME` with these credentials, which must
+    /// succeed and show no value, in the command or in what it says.
+    fn printed(&self, env: &TestEnv, backend: &str, name: &str) -> std::process::Output {
+        let mut args = vec!["create", "-t", backend, name];
+        args.extend(self.args());
+        let out = env.run(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        self.assert_absent("the printed command", &stdout(&out));
+        self.assert_absent("create's messages", &stderr(&out));
+        out
+    }
+
     /// None of the values is in `text`.
     fn assert_absent(&self, what: &str, text: &str) {
         for v in &self.values {
@@ -109,17 +121,12 @@ fn credentials_reach_a_vm_under_run() {
     let reports = standin::reports(&std::fs::read_to_string(&log).unwrap());
     assert_eq!(reports[0].credentials, s.hashes, "{reports:?}");
 
-    let mut args = vec!["create", "-t", "qemu", &name];
-    args.extend(s.args());
-    let out = env.run(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = s.printed(&env, "qemu", &name);
     assert!(
         stdout(&out).contains("-fw_cfg name=opt/io.systemd.credentials/api-token,file="),
         "{}",
         stdout(&out)
     );
-    s.assert_absent("the printed command", &stdout(&out));
-    s.assert_absent("create's messages", &stderr(&out));
     // What the guest gets of the host names each source, as a path only.
     assert!(
         stderr(&out).contains("(credential api-token, read at each start)"),
@@ -237,16 +244,12 @@ fn credentials_reach_an_nspawn_machine() {
     let s = secrets(&env);
     let work = env.path("work");
     std::fs::create_dir_all(&work).unwrap();
-    let mut args = vec!["create", "-t", "nspawn", &name];
-    args.extend(s.args());
-    let out = env.run(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = s.printed(&env, "nspawn", &name);
     assert!(
         stdout(&out).contains("--load-credential=api-token:"),
         "{}",
         stdout(&out)
     );
-    s.assert_absent("the printed command", &stdout(&out));
     let ran = standin::sh_with_timeout(&stdout(&out), &work, 60);
     assert!(ran.status.success(), "{}\n{}", stdout(&out), stderr(&ran));
     let reports = standin::reports(&stdout(&ran));

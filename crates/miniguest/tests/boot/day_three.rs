@@ -196,17 +196,14 @@ fn console_attaches(env: &TestEnv, name: &str, device: &str, detach: &[u8]) {
 
 #[test]
 fn exec_and_readiness_on_lxc() {
-    if !lxc_ready() {
-        return;
-    }
-    let env_lxc = tempfile::tempdir().unwrap();
-    let lxcpath = env_lxc.path().to_str().unwrap().to_owned();
-    let Some((env, name)) = started("ctstay", &["--lxcpath", &lxcpath], &[]) else {
-        return;
-    };
-    let _cleanup = Cleanup(&env, &name);
-    exec_passes_output_and_status(&env, &name);
-    console_attaches(&env, &name, "/dev/console", b"\x01q");
+    in_own_lxcpath(|lxcpath| {
+        let Some((env, name)) = started("ctstay", lxcpath, &[]) else {
+            return;
+        };
+        let _cleanup = Cleanup(&env, &name);
+        exec_passes_output_and_status(&env, &name);
+        console_attaches(&env, &name, "/dev/console", b"\x01q");
+    });
 }
 
 fn exec_on_libvirt(attr: &str) {
@@ -340,14 +337,7 @@ fn switch_without_a_reboot(attr: &str, extra: &[&str], needs: &[(&str, bool)]) {
     assert_eq!(s["needsRestart"], false, "{s}");
     // Nothing the running guest uses may be collected: its /boot still
     // shows what it booted, and it runs what it was switched to.
-    let deleted = std::process::Command::new("nix-env")
-        .envs(env.nix_env())
-        .arg("--profile")
-        .arg(env.profile(&name))
-        .args(["--delete-generations", "old"])
-        .output()
-        .unwrap();
-    assert!(deleted.status.success(), "{}", stderr(&deleted));
+    forget_old_generations(&env, &name);
     assert!(
         !collectable(&env, &first),
         "the booted closure was collectable"
@@ -376,11 +366,7 @@ fn switch_without_a_reboot(attr: &str, extra: &[&str], needs: &[(&str, bool)]) {
 
 #[test]
 fn upgrade_switch_on_lxc() {
-    if !lxc_ready() {
-        return;
-    }
-    let lxc = tempfile::tempdir().unwrap();
-    switch_without_a_reboot("ctstay", &["--lxcpath", lxc.path().to_str().unwrap()], &[]);
+    in_own_lxcpath(|lxcpath| switch_without_a_reboot("ctstay", lxcpath, &[]));
 }
 
 #[test]
@@ -420,30 +406,12 @@ fn rolled_back(attr: &str, extra: &[&str], needs: &[(&str, bool)], how: &str) {
 
 #[test]
 fn a_checked_restart_that_never_gets_ready_is_rolled_back() {
-    if !lxc_ready() {
-        return;
-    }
-    let lxc = tempfile::tempdir().unwrap();
-    rolled_back(
-        "ctstay",
-        &["--lxcpath", lxc.path().to_str().unwrap()],
-        &[],
-        "--restart",
-    );
+    in_own_lxcpath(|lxcpath| rolled_back("ctstay", lxcpath, &[], "--restart"));
 }
 
 #[test]
 fn a_checked_switch_that_never_gets_ready_is_rolled_back() {
-    if !lxc_ready() {
-        return;
-    }
-    let lxc = tempfile::tempdir().unwrap();
-    rolled_back(
-        "ctstay",
-        &["--lxcpath", lxc.path().to_str().unwrap()],
-        &[],
-        "--switch",
-    );
+    in_own_lxcpath(|lxcpath| rolled_back("ctstay", lxcpath, &[], "--switch"));
 }
 
 #[test]

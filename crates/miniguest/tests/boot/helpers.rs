@@ -282,6 +282,29 @@ pub fn nspawn_container(prefix: &str) -> Option<(TestEnv, String)> {
     Some((env, name))
 }
 
+/// Runs `test` with the options that keep a container in an LXC path of
+/// its own; nothing where LXC cannot run.
+pub fn in_own_lxcpath(test: impl FnOnce(&[&str])) {
+    if !lxc_ready() {
+        return;
+    }
+    let lxcpath = tempfile::tempdir().unwrap();
+    test(&["--lxcpath", lxcpath.path().to_str().unwrap()]);
+}
+
+/// Deletes every generation of guest `name`'s profile but the current one,
+/// as `nix-env --delete-generations old` does.
+pub fn forget_old_generations(env: &TestEnv, name: &str) {
+    let deleted = std::process::Command::new("nix-env")
+        .envs(env.nix_env())
+        .arg("--profile")
+        .arg(env.profile(name))
+        .args(["--delete-generations", "old"])
+        .output()
+        .unwrap();
+    assert!(deleted.status.success(), "{}", stderr(&deleted));
+}
+
 pub fn lxc_ready() -> bool {
     missing(&[
         ("lxc-start", standin::which("lxc-start")),
@@ -382,14 +405,7 @@ pub fn day_two(
     assert_eq!(s["booted"], first.as_str());
 
     // The profile forgets generation 1; the running guest's root keeps it.
-    let deleted = std::process::Command::new("nix-env")
-        .envs(env.nix_env())
-        .arg("--profile")
-        .arg(env.profile(&name))
-        .args(["--delete-generations", "old"])
-        .output()
-        .unwrap();
-    assert!(deleted.status.success(), "{}", stderr(&deleted));
+    forget_old_generations(&env, &name);
     assert!(
         !collectable(&env, &first),
         "the booted closure was collectable"

@@ -73,18 +73,8 @@ fn containers_refuse_an_unmapped_root_unless_told() {
 
 #[test]
 fn day_two_lxc() {
-    if !lxc_ready() {
-        return;
-    }
-    let lxcpath = tempfile::tempdir().unwrap();
     // A changed definition for a container: it now starts with the host.
-    day_two(
-        "ctstay",
-        &["--lxcpath", lxcpath.path().to_str().unwrap()],
-        &[],
-        &[],
-        &["--autostart"],
-    );
+    in_own_lxcpath(|lxcpath| day_two("ctstay", lxcpath, &[], &[], &["--autostart"]));
 }
 
 /// A container started with LXC's own tools, not through Miniguest: the

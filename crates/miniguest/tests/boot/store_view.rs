@@ -220,11 +220,7 @@ fn switch_extends_the_view(attr: &str, extra: &[&str], needs: &[(&str, bool)]) {
 
 #[test]
 fn closure_view_follows_a_switch_on_lxc() {
-    if !lxc_ready() {
-        return;
-    }
-    let lxc = tempfile::tempdir().unwrap();
-    switch_extends_the_view("ctstay", &["--lxcpath", lxc.path().to_str().unwrap()], &[]);
+    in_own_lxcpath(|lxcpath| switch_extends_the_view("ctstay", lxcpath, &[]));
 }
 
 #[test]
