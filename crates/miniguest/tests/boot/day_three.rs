@@ -51,17 +51,7 @@ fn set_params(env: &TestEnv, version: &str, kernel_param: Option<&str>) {
 /// has finished booting.
 fn started(attr: &str, extra: &[&str], needs: &[(&str, bool)]) -> Option<(TestEnv, String)> {
     let (env, name) = installed_standin(attr, attr, needs)?;
-    let log = env.path("console.log");
-    let mut define = vec![
-        "create",
-        name.as_str(),
-        "--define",
-        "--console-log",
-        log.to_str().unwrap(),
-    ];
-    define.extend_from_slice(extra);
-    let out = env.run(&define);
-    assert!(out.status.success(), "{}", stderr(&out));
+    define_with(&env, &name, &env.path("console.log"), extra);
     let out = env.run(&["start", &name, "--wait=90"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
