@@ -5,11 +5,11 @@
 
 use anyhow::Result;
 
-use super::placement::{self, Placement};
+use super::placement::Placement;
 use crate::backend::container;
 use crate::backend::credentials::{self, Reader};
 use crate::backend::Location;
-use crate::guest::{GuestName, Layout};
+use crate::guest::GuestName;
 
 fn reader(placement: &Placement) -> Result<Option<Reader>> {
     Ok(match placement.location {
@@ -24,12 +24,11 @@ fn reader(placement: &Placement) -> Result<Option<Reader>> {
     })
 }
 
-pub fn stage(layout: &Layout, name: &GuestName) -> Result<()> {
-    let Some(placement) = placement::read(layout, name)? else {
-        return Ok(());
-    };
+/// Stages the credentials `placement` records for guest `name`, or
+/// removes stale copies where it records none.
+pub fn stage(placement: &Placement, name: &GuestName) -> Result<()> {
     let dir = credentials::staging_dir(name);
-    match reader(&placement)? {
+    match reader(placement)? {
         Some(reader) if !placement.options.credentials.is_empty() => {
             credentials::stage(&dir, &placement.options.credentials, reader)
         }

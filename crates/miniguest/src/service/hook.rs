@@ -45,8 +45,10 @@ pub fn run(layout: &Layout, name: &GuestName, event: Event, view: Option<IdMap>)
                 idmapped::mount_view(&store_dir(), &views.join("store"), map)?;
                 idmapped::mount_view(&output.join(files::BOOT_DIR), &views.join("boot"), map)?;
             }
-            super::credentials::stage(layout, name)?;
-            super::store_view::prepare(layout, name)?;
+            if let Some(placement) = super::placement::read(layout, name)? {
+                super::credentials::stage(&placement, name)?;
+                super::store_view::prepare(&placement, name, &output)?;
+            }
             booted::record(name, &output)
         }
         Event::Running => super::store_view::detach_from_host(name),

@@ -54,8 +54,8 @@ pub fn start(layout: &Layout, name: &GuestName, guest: &DefinedGuest) -> Result<
     // What the hook stages, where the hook may not run (it would build the
     // same again, and an LXC container's before its idmapped views exist).
     if !guest.placement.location.kind().always_runs_the_hook() {
-        super::credentials::stage(layout, name)?;
-        super::store_view::prepare(layout, name)?;
+        super::credentials::stage(&guest.placement, name)?;
+        super::store_view::prepare(&guest.placement, name, &output)?;
     }
     if let Err(e) = guest.backend.start(name) {
         let _ = booted::clear(name);

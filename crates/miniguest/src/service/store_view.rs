@@ -6,37 +6,30 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use super::placement;
+use super::placement::Placement;
 use crate::backend::container::{self, idmapped};
 use crate::backend::mounts;
 use crate::backend::store_view::{self, StoreView};
 use crate::backend::Location;
-use crate::guest::{GuestName, Layout};
+use crate::guest::GuestName;
 use crate::nix::store_path::store_dir;
 
 /// Builds guest `name`'s view on the host, if it has one: from the store
 /// for a VM, from the container's idmapped view of it (owned by the
 /// container's root) for a container.
-pub fn prepare(layout: &Layout, name: &GuestName) -> Result<()> {
-    let Some(placement) = placement::read(layout, name)? else {
-        return Ok(());
-    };
+pub fn prepare(placement: &Placement, name: &GuestName, output: &Path) -> Result<()> {
     if placement.options.store_view == StoreView::Full {
         return Ok(());
     }
-    let output = layout
-        .link(name)
-        .canonicalize()
-        .with_context(|| format!("guest {name} is not installed"))?;
     let store = store_dir();
-    let names = store_view::closure(&output, &store)?;
+    let names = store_view::closure(output, &store)?;
     let target = store_view::view_dir(name);
     match placement.location {
         Location::Libvirt(_) => store_view::build(name, &target, &store, &names, None),
         Location::Lxc(_) | Location::Nspawn(_) => {
-            from_container_source(&placement, name, &store, |source, owner| {
+            from_container_source(placement, name, &store, |source, owner| {
                 store_view::build(name, &target, source, &names, owner)
             })
         }
@@ -49,7 +42,7 @@ pub fn prepare(layout: &Layout, name: &GuestName) -> Result<()> {
 /// hook mounts it before the container starts; nspawn idmaps only its own
 /// binds, so one is mounted for the while), else the store itself.
 fn from_container_source<T>(
-    placement: &placement::Placement,
+    placement: &Placement,
     name: &GuestName,
     store: &Path,
     work: impl FnOnce(&Path, Option<(u32, u32)>) -> Result<T>,
@@ -90,10 +83,7 @@ pub fn detach_from_host(name: &GuestName) -> Result<()> {
 /// Before a guest switches to `new`: every path of its new closure it
 /// cannot see yet is added to its view, wherever the view is (QEMU's or
 /// virtiofsd's namespace for a VM, the container's for LXC).
-pub fn extend_for_switch(layout: &Layout, name: &GuestName, new: &Path) -> Result<()> {
-    let Some(placement) = placement::read(layout, name)? else {
-        return Ok(());
-    };
+pub fn extend_for_switch(placement: &Placement, name: &GuestName, new: &Path) -> Result<()> {
     if placement.options.store_view == StoreView::Full {
         return Ok(());
     }
@@ -121,13 +111,13 @@ pub fn extend_for_switch(layout: &Layout, name: &GuestName, new: &Path) -> Resul
         }
         Location::Lxc(at) => {
             let pid = crate::backend::lxc::init_pid(&at.lxcpath, name)?;
-            from_container_source(&placement, name, &store, |source, _| {
+            from_container_source(placement, name, &store, |source, _| {
                 extend_container(pid, &host_view, source, &names)
             })?
         }
         Location::Nspawn(_) => {
             let pid = crate::backend::nspawn::leader(name)?;
-            from_container_source(&placement, name, &store, |source, _| {
+            from_container_source(placement, name, &store, |source, _| {
                 extend_container(pid, &host_view, source, &names)
             })?
         }

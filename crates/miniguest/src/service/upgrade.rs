@@ -1,6 +1,7 @@
 //! What an upgrade does to a guest that runs: nothing, a switch inside it
 //! (when only stage 2 changed: the new closure is already in its store, the
-//! store being shared), or a restart; then, when asked, whether it came up,
+//! store being shared, or is added to its closure-only view first), or a
+//! restart; then, when asked, whether it came up,
 //! and if it did not, back to where it was.
 
 use std::path::{Path, PathBuf};
@@ -121,7 +122,7 @@ pub fn carry_out(
         Plan::Switch(toplevel) => {
             let channel = Channel::open(layout, name)?;
             // The new system's paths must be there before it runs.
-            super::store_view::extend_for_switch(layout, name, new)?;
+            super::store_view::extend_for_switch(&running.guest.placement, name, new)?;
             channel.switch_to(toplevel)?;
             booted::record_switch(name, new)?;
             println!("{name}: switched to {} without a reboot", new.display());
