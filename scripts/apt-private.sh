@@ -30,7 +30,14 @@ private_apt() {
   fi
   if [ ! -d "$dir/lists" ]; then
     mkdir -p "$dir/lists/partial" "$dir/archives/partial"
-    echo "deb http://deb.debian.org/debian $suite main" > "$dir/sources.list"
+    {
+      # Overriding the source list hides the machine's own
+      # /etc/apt/sources.list (its sources.list.d stays): carried over,
+      # so a machine that keeps its sources there still finds them.
+      if [ -z "$only" ] && [ -f /etc/apt/sources.list ]; then cat /etc/apt/sources.list; fi
+      echo "deb http://deb.debian.org/debian $suite main"
+    } > "$dir/sources.list.new"
+    mv "$dir/sources.list.new" "$dir/sources.list"
   fi
   if [ -z "$(find "$dir/lists" -maxdepth 1 -name '*Packages*' -print -quit)" ]; then
     apt-get "${opts[@]}" update -q >/dev/null

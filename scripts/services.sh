@@ -18,7 +18,7 @@ case "${1:-}" in
       # Written only where absent.
       hook=/etc/libvirt/hooks/qemu.d/miniguest
       if ! [ -e "$hook" ]; then
-        install -D -m 0755 "$(dirname "$0")/../crates/miniguest/src/backends/libvirt-qemu-hook.sh" "$hook"
+        install -D -m 0755 "$(dirname "$0")/../crates/miniguest/src/backend/libvirt/qemu-hook.sh" "$hook"
       fi
       libvirtd -d --pid-file "$run/libvirtd.pid"
     fi

@@ -37,8 +37,11 @@ if ! installed "${qemu_pkgs[@]}" "${pkgs[@]}"; then
     apt-get install "${apt_opts[@]}" "${qemu_pkgs[@]}"
   else
     # That release is not among the machine's sources: added for this
-    # install only, with lists of its own.
-    private_apt "$qemu_suite" install "${apt_opts[@]}" "${qemu_pkgs[@]/%//$qemu_suite}"
+    # install only, with lists of its own. It is also the target release,
+    # so the packages' own dependencies (qemu-system-common, -data,
+    # seabios) come from it too; naming the suite per package would pick
+    # it for the named packages alone.
+    private_apt "$qemu_suite" install "${apt_opts[@]}" -t "$qemu_suite" "${qemu_pkgs[@]}"
   fi
   apt-get install "${apt_opts[@]}" "${pkgs[@]}"
 fi

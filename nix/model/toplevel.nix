@@ -280,6 +280,7 @@ let
       chmod +x /standin-hello
       nc -ll -p 22 -e /standin-hello 2>/dev/null &
       trap 'echo STANDIN-STOPPING; exit 0' PWR TERM INT
+      ${lib.optionalString (lib.elem "standin.deaf" config.boot.kernelParams) "trap '' PWR"}
       while true; do sleep 1; done
     ''}
     if [ -z "''${container:-}" ]; then sync; poweroff -f; fi

@@ -297,3 +297,49 @@ fn the_values_rules_are_contract_nixs() {
     assert_eq!(eval("c.definableBackends"), serde_json::json!(definable));
     assert_eq!(eval("c.agentPort"), miniguest::backend::agent::PORT);
 }
+
+/// The manifest table in docs/contract.md names every field the parser
+/// takes, and no other: serde's own list of the fields it expects (which
+/// it gives when refusing an unknown one) against the table's first column.
+#[test]
+fn the_manifest_table_lists_every_field_the_parser_takes() {
+    let refused = Manifest::parse(r#"{"version":1,"guestType":"qemu","notAField":1}"#)
+        .unwrap_err()
+        .to_string();
+    let expected = refused
+        .split("expected one of ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("serde named no fields: {refused}"));
+    let mut parser: Vec<String> = expected
+        .split(", ")
+        .map(|f| f.trim().trim_matches('`').to_owned())
+        .collect();
+    parser.sort();
+
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/contract.md"),
+    )
+    .unwrap();
+    let table = doc
+        .split("## Manifest (`miniguest.json`)")
+        .nth(1)
+        .expect("docs/contract.md has a manifest section")
+        .lines()
+        .skip_while(|l| !l.starts_with("| field |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'));
+    let mut documented: Vec<String> = table
+        .flat_map(|row| {
+            let first = row.split('|').nth(1).unwrap_or("").to_owned();
+            first
+                .split(',')
+                .map(|f| f.trim().trim_matches('`').to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    documented.sort();
+    assert_eq!(
+        documented, parser,
+        "docs/contract.md's manifest table and the parser disagree"
+    );
+}

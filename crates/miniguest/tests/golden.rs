@@ -36,13 +36,13 @@ const STATELESS_9P: &str =
 const STATEFUL_VIRTIOFS: &str = r#"{"version":1,"guestType":"qemu","storeFs":"virtiofs","agent":true,"credentials":["api-token","ssh-host-key"],
   "kernelParams":["console=ttyS0"],"memoryMiB":2048,"vcpus":2,
   "volumes":[{"name":"var","mountPoint":"/var","sizeMiB":4096}],
-  "shares":[{"tag":"data","source":"/srv/data & more","mountPoint":"/data","readOnly":true}],
+  "shares":[{"tag":"data","source":"/srv/data & more","mountPoint":"/data","readOnly":true},{"tag":"scratch","source":"/srv/scratch","mountPoint":"/scratch","readOnly":false}],
   "interfaces":[{"type":"bridge","source":"br0","mac":"52:54:00:12:34:56"},{"type":"network","source":"default"}]}"#;
 /// As STATEFUL_VIRTIOFS, with the interfaces plain QEMU takes.
 const STATEFUL_VIRTIOFS_QEMU: &str = r#"{"version":1,"guestType":"qemu","storeFs":"virtiofs","agent":true,"credentials":["api-token","ssh-host-key"],
   "kernelParams":["console=ttyS0"],"memoryMiB":2048,"vcpus":2,
   "volumes":[{"name":"var","mountPoint":"/var","sizeMiB":4096}],
-  "shares":[{"tag":"data","source":"/srv/data & more","mountPoint":"/data","readOnly":true}],
+  "shares":[{"tag":"data","source":"/srv/data & more","mountPoint":"/data","readOnly":true},{"tag":"scratch","source":"/srv/scratch","mountPoint":"/scratch","readOnly":false}],
   "interfaces":[{"type":"bridge","source":"br0","mac":"52:54:00:12:34:56"},{"type":"user","forwardPorts":[{"host":2222,"guest":22}]}]}"#;
 const CONTAINER: &str = r#"{"version":1,"guestType":"lxc","credentials":["api-token"],
   "volumes":[{"name":"state","mountPoint":"/var/lib/app","sizeMiB":1}],

@@ -404,8 +404,9 @@ impl Backend for Lxc {
             vec!["-t", &secs, "--nokill"]
         };
         // lxc-stop waits itself; its verdict is read from the state.
+        let since = std::time::Instant::now();
         let _ = self.run("lxc-stop", name, &args)?;
-        super::wait_until_stopped(self, name, Duration::from_secs(1))
+        super::wait_until_stopped(self, name, since, timeout)
     }
 
     fn state(&self, name: &GuestName) -> Result<State> {

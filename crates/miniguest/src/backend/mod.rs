@@ -354,18 +354,22 @@ pub struct Console {
     pub detach: &'static str,
 }
 
-/// Polls until the guest has stopped, at most `timeout`.
+/// Polls until the guest has stopped: until `timeout` after `since`, the
+/// moment the stop was asked for, and at least a second more from now (a
+/// hypervisor's own wait may have used the whole timeout). The error
+/// names the whole wait.
 pub(crate) fn wait_until_stopped(
     backend: &dyn Backend,
     name: &GuestName,
+    since: std::time::Instant,
     timeout: Duration,
 ) -> Result<()> {
-    let start = std::time::Instant::now();
+    let deadline = (since + timeout).max(std::time::Instant::now() + Duration::from_secs(1));
     while backend.state(name)? == State::Running {
-        if start.elapsed() > timeout {
+        if std::time::Instant::now() > deadline {
             bail!(
                 "guest {name} did not stop within {}s; use --force to kill it",
-                timeout.as_secs()
+                since.elapsed().as_secs()
             );
         }
         std::thread::sleep(Duration::from_millis(100));

@@ -425,8 +425,9 @@ impl Backend for Nspawn {
         if self.state(name)? != State::Running {
             return Ok(());
         }
+        let since = std::time::Instant::now();
         self.checked(if force { "terminate" } else { "poweroff" }, name)?;
-        super::wait_until_stopped(self, name, timeout)
+        super::wait_until_stopped(self, name, since, timeout)
     }
 
     /// The machine's leader, as machined knows it, entered with nsenter

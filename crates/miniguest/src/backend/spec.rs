@@ -70,6 +70,10 @@ pub struct GuestSpec {
     /// `miniguest-virtiofsd`, when installed: what serves read-only
     /// virtiofs shares.
     pub read_only_virtiofsd: Option<PathBuf>,
+    /// The host's virtiofsd, when found: what serves writable virtiofs
+    /// shares (QEMU 8 and later ship none, so a hypervisor left to find
+    /// its own may find nothing).
+    pub virtiofsd: Option<PathBuf>,
     /// QEMU's qboot firmware, when installed: a direct kernel boot on the
     /// pc machine reaches the kernel sooner with it than with SeaBIOS.
     pub qboot: Option<PathBuf>,
@@ -146,6 +150,7 @@ impl GuestSpec {
             volume_dir: PathBuf::from("/var/lib/miniguest").join(name.as_str()),
             console_log: None,
             read_only_virtiofsd: helper_program("miniguest-virtiofsd"),
+            virtiofsd: super::qemu::virtiofsd::binary().ok(),
             qboot: super::host::qboot(),
             hook: None,
             credentials: vec![],
@@ -285,6 +290,11 @@ impl GuestSpecBuilder {
 
     pub fn read_only_virtiofsd(mut self, program: Option<PathBuf>) -> Self {
         self.0.read_only_virtiofsd = program;
+        self
+    }
+
+    pub fn virtiofsd(mut self, program: Option<PathBuf>) -> Self {
+        self.0.virtiofsd = program;
         self
     }
 

@@ -192,3 +192,18 @@ fn virsh_start_by_hand_roots_the_booted_output() {
     }
     panic!("the root outlived the domain");
 }
+
+/// A writable virtiofs share under libvirt: libvirt is handed the
+/// virtiofsd Miniguest found (QEMU 8 and later ship none for libvirt to
+/// find), and the guest can write to the share.
+#[test]
+fn libvirt_boots_a_writable_virtiofs_share() {
+    let Some((env, name)) = installed_standin("vmsharefs", "vmsharefs", &[libvirt_needed()]) else {
+        return;
+    };
+    // The share the stand-in declares (see its flake).
+    std::fs::create_dir_all("/var/tmp/miniguest-test-share").unwrap();
+    let (_domain, reports) = boot_libvirt(&env, &name, &[], false);
+    assert_program_read_only(&reports[0]);
+    assert_eq!(reports[0].state_writable, "yes", "{reports:?}");
+}

@@ -147,3 +147,43 @@ fn upgrade_restart_restarts_only_what_changed() {
     let out = env.run(&["stop", &name, "--force"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// A container whose init ignores LXC's halt signal: `stop` gives up after
+/// the wait it was given and says how long that was, and `--force` still
+/// ends it.
+#[test]
+fn lxc_stop_names_the_wait_it_gave() {
+    let Some((env, name, _, log)) = defined_container("ctdeaf") else {
+        return;
+    };
+    let out = env.run(&["start", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_for_reports(&log, 1, BOOT_TIMEOUT);
+    let asked = std::time::Instant::now();
+    let out = env.run(&["stop", &name, "--timeout", "3"]);
+    let waited = asked.elapsed();
+    assert!(
+        !out.status.success(),
+        "a deaf init stopped: {}",
+        stdout(&out)
+    );
+    assert!(
+        waited >= std::time::Duration::from_secs(3),
+        "gave up after {waited:?}"
+    );
+    let message = stderr(&out);
+    let said: u64 = message
+        .split("did not stop within ")
+        .nth(1)
+        .and_then(|rest| rest.split('s').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no wait named: {message}"));
+    assert!(
+        (3..=waited.as_secs() + 1).contains(&said),
+        "said {said}s after waiting {waited:?}: {message}"
+    );
+    assert_eq!(status(&env, &name)["state"], "running");
+    let out = env.run(&["stop", &name, "--force"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(status(&env, &name)["state"], "stopped");
+}

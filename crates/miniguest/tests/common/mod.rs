@@ -226,6 +226,7 @@ pub fn spec_from_manifest(manifest: &str) -> miniguest::backend::GuestSpec {
         .read_only_virtiofsd(Some(PathBuf::from(
             "/run/current-system/sw/bin/miniguest-virtiofsd",
         )))
+        .virtiofsd(Some(PathBuf::from("/run/current-system/sw/bin/virtiofsd")))
         .qboot(Some(PathBuf::from("/usr/share/qemu/qboot.rom")))
         .build()
 }

@@ -93,10 +93,12 @@ impl Domain {
             .mounts()?
             .into_iter()
             .map(|m| {
-                // For read-only virtiofs shares libvirt starts this binary
-                // in place of its own virtiofsd, which cannot refuse writes.
-                let binary = if driver == ShareFs::Virtiofs && m.read_only {
-                    let program = crate::backend::qemu::virtiofsd::read_only_program(spec)?;
+                // libvirt starts this binary in place of its own
+                // virtiofsd: for read-only shares, one that refuses
+                // writes; for writable ones the host's, which libvirt's
+                // own search misses where QEMU ships none.
+                let binary = if driver == ShareFs::Virtiofs {
+                    let program = crate::backend::qemu::virtiofsd::for_mount(spec, &m)?;
                     Some(path_str(&program)?.to_owned())
                 } else {
                     None

@@ -190,6 +190,7 @@ impl Backend for Libvirt {
         if self.state(name)? != State::Running {
             return Ok(());
         }
+        let since = std::time::Instant::now();
         let asked = self.act(
             if force {
                 Action::Destroy
@@ -205,7 +206,7 @@ impl Backend for Libvirt {
                 return Err(e);
             }
         }
-        super::wait_until_stopped(self, name, timeout)
+        super::wait_until_stopped(self, name, since, timeout)
     }
 
     fn state(&self, name: &GuestName) -> Result<State> {

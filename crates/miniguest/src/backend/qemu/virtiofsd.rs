@@ -10,6 +10,7 @@ use crate::backend::host::find_program;
 use crate::backend::spec::Mount;
 use crate::backend::GuestSpec;
 
+/// Where Debian, Fedora and QEMU's own packages put it, when not in PATH.
 pub fn binary() -> Result<PathBuf> {
     find_program(
         "virtiofsd",
@@ -19,7 +20,14 @@ pub fn binary() -> Result<PathBuf> {
             "/usr/lib/virtiofsd",
         ],
     )
-    .context("virtiofsd not found (install QEMU's or the standalone virtiofsd)")
+    .context(NOT_FOUND)
+}
+
+const NOT_FOUND: &str = "virtiofsd not found (install QEMU's or the standalone virtiofsd)";
+
+/// The host's virtiofsd, for a writable share.
+pub fn writable_program(spec: &GuestSpec) -> Result<PathBuf> {
+    spec.virtiofsd.clone().context(NOT_FOUND)
 }
 
 /// `miniguest-virtiofsd`, which keeps read-only shares read-only.
@@ -34,7 +42,7 @@ pub fn for_mount(spec: &GuestSpec, mount: &Mount) -> Result<PathBuf> {
     if mount.read_only {
         read_only_program(spec)
     } else {
-        binary()
+        writable_program(spec)
     }
 }
 
