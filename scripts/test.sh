@@ -2,33 +2,14 @@
 # The test command: installs what the tests need (idempotent), starts the
 # daemons, runs every test (unit, CLI against real Nix, contract, boot tests
 # under libvirt, QEMU, LXC and nspawn), checks that every .nix file parses,
-# and stops the daemons. Run as root on Debian 12.
+# and stops the daemons. Run as root on Debian 12. Arguments go to each
+# `cargo test` (scripts/test.sh --test boot -- NAME runs one boot test).
 set -euo pipefail
 # shellcheck source=scripts/nix-env.sh
 . "$(dirname "$0")/nix-env.sh"
 cd "$(dirname "$0")/.."
 
-# The user's Nix configuration must come out of setup as it went in.
-nix_conf_before=$(sha256sum /etc/nix/nix.conf 2>/dev/null || echo absent)
-packages_before=$(dpkg-query -W -f '${Package} ${Version}\n' | LC_ALL=C sort)
-bash scripts/setup-host.sh
-# Nor may it downgrade any package the machine had.
-changed=$(LC_ALL=C join <(echo "$packages_before") <(dpkg-query -W -f '${Package} ${Version}\n' | LC_ALL=C sort) |
-  awk 'NF == 3 && $2 != $3')
-while read -r package before after; do
-  [ -n "$package" ] || continue
-  if dpkg --compare-versions "$after" lt "$before"; then
-    echo "setup-host.sh downgraded $package from $before to $after" >&2
-    exit 1
-  fi
-done <<< "$changed"
-echo "setup: no package downgraded"
-nix_conf_after=$(sha256sum /etc/nix/nix.conf 2>/dev/null || echo absent)
-if [ "$nix_conf_before" != "$nix_conf_after" ]; then
-  echo "setup-host.sh changed /etc/nix/nix.conf" >&2
-  exit 1
-fi
-echo "setup: /etc/nix/nix.conf left as it was"
+bash scripts/checked-setup.sh
 bash scripts/services.sh start
 trap 'bash scripts/services.sh stop' EXIT
 
@@ -52,8 +33,8 @@ for version in $versions; do
   echo "test: under Nix $version"
   if [ "$version" = 2.26 ]; then
     PATH=/var/cache/miniguest-test/nix-2.26/bin:$PATH MINIGUEST_TEST_NIX=2.26 \
-      timeout --kill-after=30 "$limit" cargo test --workspace
+      timeout --kill-after=30 "$limit" cargo test --workspace "$@"
   else
-    MINIGUEST_TEST_NIX=2.8 timeout --kill-after=30 "$limit" cargo test --workspace
+    MINIGUEST_TEST_NIX=2.8 timeout --kill-after=30 "$limit" cargo test --workspace "$@"
   fi || { rc=$?; [ "$rc" -ne 124 ] || echo "test: Nix $version pass exceeded ${limit}s" >&2; exit "$rc"; }
 done
