@@ -6,7 +6,9 @@
   outputs = { self, nixpkgs }:
     let
       systems = [ "x86_64-linux" "aarch64-linux" ];
-      forAllSystems = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+      # The system by name, not `pkgs.system` (renamed in nixpkgs to
+      # stdenv.hostPlatform.system, and warned about).
+      forAllSystems = f: nixpkgs.lib.genAttrs systems (system: f system nixpkgs.legacyPackages.${system});
     in
     {
       lib.contract = import ./nix/lib/contract.nix;
@@ -27,15 +29,16 @@
         miniguest = final.callPackage ./nix/package.nix { };
       };
 
-      packages = forAllSystems (pkgs: rec {
+      packages = forAllSystems (_: pkgs: rec {
         miniguest = pkgs.callPackage ./nix/package.nix { };
         default = miniguest;
       });
 
-      apps = forAllSystems (pkgs: {
+      apps = forAllSystems (system: _: {
         default = {
           type = "app";
-          program = "${self.packages.${pkgs.system}.miniguest}/bin/miniguest";
+          program = "${self.packages.${system}.miniguest}/bin/miniguest";
+          meta.description = "The miniguest command: install, define and run NixOS guests";
         };
       });
 
@@ -44,9 +47,9 @@
         description = "Example Miniguest guests: a stateless VM and a container";
       };
 
-      devShells = forAllSystems (pkgs: {
+      devShells = forAllSystems (system: pkgs: {
         default = pkgs.mkShell {
-          inputsFrom = [ self.packages.${pkgs.system}.miniguest ];
+          inputsFrom = [ self.packages.${system}.miniguest ];
           packages = with pkgs; [
             cargo rustc clippy rustfmt nix qemu libvirt lxc busybox
             cpio gzip jq hyperfine virt-manager

@@ -19,7 +19,11 @@ rustPlatform.buildRustPackage {
   doCheck = false;
   # The man page and completions come from the built program, which only
   # runs where the build does: a cross build goes without them.
-  postInstall = lib.optionalString (stdenv.buildPlatform.canExecute stdenv.hostPlatform) ''
+  # libvirt's QEMU hook, for hosts whose libvirt takes hooks from a
+  # configuration (NixOS: virtualisation.libvirtd.hooks.qemu).
+  postInstall = ''
+    install -Dm755 crates/miniguest/src/backend/libvirt/qemu-hook.sh $out/libexec/miniguest/libvirt-qemu-hook
+  '' + lib.optionalString (stdenv.buildPlatform.canExecute stdenv.hostPlatform) ''
     $out/bin/miniguest manpage > miniguest.1
     installManPage miniguest.1
     installShellCompletion --cmd miniguest \

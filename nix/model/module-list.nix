@@ -2,5 +2,6 @@
 [
   ./options.nix
   ./filesystems.nix
+  ./virtualisation.nix
   ./toplevel.nix
 ]

@@ -10,7 +10,7 @@
 let
   inherit (lib) mkOption types;
   utils = import ./utils.nix { inherit lib; };
-  release = "26.05";
+  release = "26.11";
 
   isNonEmpty = s: (builtins.match "[ \t\n]*" s) == null;
   nonEmptyStr = types.addCheck types.str isNonEmpty // { description = "non-empty string"; };
@@ -22,7 +22,7 @@ let
       enable = mkOption { type = types.bool; default = true; };
       mountPoint = mkOption { type = nonEmptyWithoutTrailingSlash; default = name; };
       device = mkOption { type = types.nullOr nonEmptyStr; default = null; };
-      fsType = mkOption { type = nonEmptyStr; default = "auto"; };
+      fsType = mkOption { type = nonEmptyStr; };
       options = mkOption { type = types.nonEmptyListOf nonEmptyStr; default = [ "defaults" ]; };
       depends = mkOption { type = types.listOf nonEmptyWithoutTrailingSlash; default = [ ]; };
       label = mkOption { type = types.nullOr nonEmptyStr; default = null; };
@@ -52,9 +52,24 @@ let
   };
   outer = config;
 
-  # systemd.services.<name>: the unit options the host module uses.
+  # systemd's unit options (nixos/lib/systemd-unit-options.nix) as the
+  # modules use them: a unit option is a value or a list of them, lists
+  # merging and single values having to agree.
+  unitOption = lib.mkOptionType {
+    name = "systemd option";
+    check = v: builtins.isString v || builtins.isInt v || builtins.isBool v || builtins.isPath v || builtins.isList v;
+    merge = loc: defs:
+      let defs' = lib.filterOverrides defs; in
+      if lib.any (d: builtins.isList d.value) defs'
+      then lib.concatMap (d: lib.toList d.value) defs'
+      else lib.mergeEqualOption loc defs';
+  };
+  unitSection = mkOption { type = types.attrsOf unitOption; default = { }; };
+  # systemd.services.<name> and boot.initrd.systemd.services.<name>: the
+  # unit options the modules use.
   serviceOpts = { name, ... }: {
     options = {
+      unitConfig = unitSection;
       enable = mkOption { type = types.bool; default = true; };
       description = mkOption { type = types.singleLineStr; default = ""; };
       wantedBy = mkOption { type = types.listOf types.str; default = [ ]; };
@@ -67,9 +82,11 @@ let
       restartIfChanged = mkOption { type = types.bool; default = true; };
       path = mkOption { type = types.listOf (types.oneOf [ types.package types.str ]); default = [ ]; };
       environment = mkOption { type = types.attrsOf (types.nullOr (types.oneOf [ types.str types.path types.package ])); default = { }; };
-      serviceConfig = mkOption { type = types.attrsOf types.unspecified; default = { }; };
+      serviceConfig = unitSection;
+      conflicts = mkOption { type = types.listOf types.str; default = [ ]; };
       script = mkOption { type = types.lines; default = ""; };
       preStart = mkOption { type = types.lines; default = ""; };
+      preStop = mkOption { type = types.lines; default = ""; };
     };
   };
 
@@ -116,6 +133,10 @@ in
         kernelModules = mkOption { type = types.listOf types.str; default = [ ]; };
         # NixOS 26.05 made systemd stage 1 the default.
         systemd.enable = mkOption { type = types.bool; default = true; };
+        systemd.services = mkOption {
+          type = types.attrsOf (types.submodule serviceOpts);
+          default = { };
+        };
         enable = mkOption { type = types.bool; default = !config.boot.isContainer; };
       };
     };
@@ -165,13 +186,6 @@ in
 
     nix.package = mkOption { type = types.package; };
     services.getty.autologinUser = mkOption { type = types.nullOr types.str; default = null; };
-    # nixos/modules/virtualisation/qemu-guest-agent.nix
-    services.qemuGuest = {
-      enable = mkOption { type = types.bool; default = false; };
-      package = mkOption { type = types.package; default = pkgs.qemu_kvm.ga; };
-    };
-    virtualisation.libvirtd.enable = mkOption { type = types.bool; default = false; };
-    virtualisation.lxc.enable = mkOption { type = types.bool; default = false; };
 
     system = {
       build = mkOption {
@@ -181,6 +195,8 @@ in
         };
       };
       name = mkOption { type = types.str; };
+      # nixos/modules/system/activation/nixos-init.nix
+      nixos-init.enable = lib.mkEnableOption "nixos-init, a system for bashless initialization";
       # NixOS: listOf pathInStore, whose check needs a newer Nix than these
       # machines' 2.8 (builtins.addDrvOutputDependencies).
       extraDependencies = mkOption { type = types.listOf types.unspecified; default = [ ]; };
@@ -201,12 +217,44 @@ in
 
   config = {
     _module.args.utils = utils;
-    assertions = lib.optional (config.boot.initrd.enable && config.boot.initrd.systemd.enable) {
-      # nixos/modules/system/boot/systemd/initrd.nix
+    # Both stage 1s assert a root file system (system/boot/stage-1.nix for
+    # the scripted one, systemd/initrd.nix for systemd's).
+    assertions = lib.optional config.boot.initrd.enable {
       assertion = lib.any (fs: fs.mountPoint == "/") (lib.attrValues config.fileSystems);
       message = "The ‘fileSystems’ option does not specify your root file system.";
-    };
-    warnings = lib.optional (config.boot.initrd.enable && !config.boot.initrd.systemd.enable)
-      "Scripted initrd is deprecated and scheduled for removal in 26.11. Set boot.initrd.systemd.enable = true to use systemd stage 1.";
+    }
+    # nixos/modules/system/activation/nixos-init.nix
+    ++ lib.optionals config.system.nixos-init.enable [
+      {
+        assertion = config.boot.initrd.systemd.enable;
+        message = "nixos-init can only be used with boot.initrd.systemd.enable";
+      }
+      {
+        assertion = config.boot.postBootCommands == "";
+        message = "nixos-init cannot be used with boot.postBootCommands";
+      }
+    ];
+    warnings = lib.optional (config.boot.initrd.enable && !config.boot.initrd.systemd.enable) ''
+      Scripted initrd is deprecated and scheduled for removal in 26.11. See the NixOS 26.05 release notes.
+    '';
+    # system/boot/kernel.nix (boot.consoleLogLevel's default) and, under
+    # systemd stage 1, systemd/initrd.nix (boot.initrd.systemd.root's).
+    boot.kernelParams = lib.mkIf (!config.boot.isContainer) (
+      [ "loglevel=4" ] ++ lib.optional config.boot.initrd.systemd.enable "root=fstab");
+
+    # systemd/initrd.nix: the unit that finds the system to activate from
+    # init= once the store is mounted.
+    boot.initrd.systemd.services.initrd-find-nixos-closure =
+      lib.mkIf (config.boot.initrd.enable && config.boot.initrd.systemd.enable && !config.system.nixos-init.enable) {
+        description = "Find NixOS closure";
+        unitConfig = {
+          RequiresMountsFor = "/sysroot/nix/store";
+          DefaultDependencies = false;
+        };
+        before = [ "initrd.target" "shutdown.target" ];
+        conflicts = [ "shutdown.target" ];
+        requiredBy = [ "initrd.target" ];
+        serviceConfig = { Type = "oneshot"; RemainAfterExit = true; };
+      };
   };
 }

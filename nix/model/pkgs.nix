@@ -8,7 +8,9 @@ let
 
   base = self: {
     _type = "pkgs";
-    inherit lib config overlays system;
+    inherit lib config overlays;
+    # As nixpkgs' aliases: the old name still works, with a warning.
+    system = lib.warn "'system' has been renamed to/replaced by 'stdenv.hostPlatform.system'" system;
     # Like nixpkgs: nixos/lib/eval-config.nix lives under it.
     path = ./.;
     inherit files;
@@ -65,6 +67,7 @@ let
     nix = self.runCommand "nix-model" { } "mkdir -p $out/bin";
     libvirt = self.runCommand "libvirt-model" { } "mkdir -p $out/bin";
     lxc = self.runCommand "lxc-model" { } "mkdir -p $out/bin";
+    virtiofsd = self.runCommand "virtiofsd-model" { } "mkdir -p $out/bin";
     pkg-config = self.runCommand "pkg-config-model" { } "mkdir -p $out";
     installShellFiles = self.runCommand "install-shell-files-model" { } "mkdir -p $out";
     # Evaluates a Rust package's arguments; nothing is compiled.

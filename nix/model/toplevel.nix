@@ -75,15 +75,35 @@ let
     ++ optionValues "x-systemd.requires" fs
     ++ lib.concatMap (p: mountsFor (lib.removePrefix "/sysroot" p)) (optionValues "x-systemd.requires-mounts-for" fs);
   afterOf = fs: optionValues "x-systemd.after" fs;
-  # Units other than mounts: only modprobe@MODULE.service exists here.
+  # Units other than mounts: modprobe@MODULE.service, and the services
+  # initrd.target pulls in (boot.initrd.systemd.services).
   moduleOf = unit: let m = builtins.match "modprobe@(.+)\\.service" unit; in if m == null then null else lib.head m;
-  unitRequires = unit: if mountsByUnit ? ${unit} then requiresOf mountsByUnit.${unit} else [ ];
-  unitAfter = unit: if mountsByUnit ? ${unit} then afterOf mountsByUnit.${unit} else [ ];
-  known = unit: mountsByUnit ? ${unit} || moduleOf unit != null
-    || throw "stand-in stage 1: no unit ${unit} (a file system requires it); only mounts of file systems needed for boot and modprobe@MODULE.service exist here";
-  # Everything initrd-fs.target pulls in.
+  initrdServices = lib.filterAttrs (_: u: u.enable && lib.elem "initrd.target" (u.requiredBy ++ u.wantedBy))
+    config.boot.initrd.systemd.services;
+  serviceOf = unit:
+    let m = builtins.match "(.+)\\.service" unit; in
+    if m != null && initrdServices ? ${lib.head m} then initrdServices.${lib.head m} else null;
+  # A service's RequiresMountsFor= pulls in and orders after the mounts
+  # that hold each path.
+  serviceRequires = svc: svc.requires
+    ++ lib.concatMap (p: mountsFor (lib.removePrefix "/sysroot" p))
+      (lib.concatMap (lib.splitString " ") (lib.toList (svc.unitConfig.RequiresMountsFor or [ ])));
+  unitRequires = unit:
+    if mountsByUnit ? ${unit} then requiresOf mountsByUnit.${unit}
+    else if serviceOf unit != null then serviceRequires (serviceOf unit)
+    else [ ];
+  unitAfter = unit:
+    if mountsByUnit ? ${unit} then afterOf mountsByUnit.${unit}
+    else if serviceOf unit != null then (serviceOf unit).after
+    else [ ];
+  known = unit: mountsByUnit ? ${unit} || moduleOf unit != null || serviceOf unit != null
+    || throw "stand-in stage 1: no unit ${unit} (a file system requires it); only mounts of file systems needed for boot, modprobe@MODULE.service and initrd.target's services exist here";
+  # Everything initrd.target pulls in. Its services come first, so that
+  # each runs as early as its own ordering lets systemd run it: what it
+  # does not wait for may well not be there yet.
   pulled = lib.genericClosure {
-    startSet = map (fs: { key = mountUnit fs; }) bootFileSystems;
+    startSet = map (name: { key = "${name}.service"; }) (lib.attrNames initrdServices)
+      ++ map (fs: { key = mountUnit fs; }) bootFileSystems;
     operator = item: map (u: { key = u; }) (lib.filter known (unitRequires item.key));
   };
   pulledUnits = map (i: i.key) pulled;
@@ -91,11 +111,23 @@ let
   ordered = lib.toposort before pulledUnits;
   unitOrder = ordered.result or (throw "stand-in stage 1: the mount units' ordering has a cycle: ${lib.concatStringsSep " -> " ordered.cycle}");
   deviceTimeout = fs: let t = optionValues "x-systemd.device-timeout" fs; in if t == [ ] then "90s" else lib.head t;
+  # What the model does of NixOS's initrd services.
+  serviceActions = {
+    # The system is where init= points, under /sysroot: a link there
+    # means its file system is mounted (the link leads into the store).
+    initrd-find-nixos-closure = ''
+      if ! [ -L "/sysroot$init" ] && ! [ -e "/sysroot$init" ]; then
+        fail "initrd-find-nixos-closure: $init does not look like a NixOS installation - not activating"
+      fi
+    '';
+  };
   runUnit = unit:
-    let fs = mountsByUnit.${unit}; module = moduleOf unit; in
+    let fs = mountsByUnit.${unit}; module = moduleOf unit; service = lib.removeSuffix ".service" unit; in
     (if module != null then ''
       modprobe ${q module} || fail ${q "${unit} failed"}
-    '' else ''
+    '' else if serviceOf unit != null then
+      serviceActions.${service} or (throw "stand-in stage 1: cannot run boot.initrd.systemd.services.${service}")
+    else ''
       ${lib.optionalString (lib.hasPrefix "/dev/" (toString fs.device)) ''
         wait_device ${q (toString fs.device)} ${q (deviceTimeout fs)} || fail ${q "timed out waiting for ${toString fs.device} (${unit})"}
       ''}

@@ -404,13 +404,10 @@ pub struct CreateArgs {
     /// LXC: where containers are defined (lxc-create -P; default: lxc-config lxc.lxcpath)
     #[arg(long, env = "MINIGUEST_LXCPATH")]
     pub lxcpath: Option<PathBuf>,
-    /// nspawn: where --define writes the .nspawn settings
-    #[arg(
-        long,
-        env = "MINIGUEST_NSPAWN_DIR",
-        default_value = "/etc/systemd/nspawn"
-    )]
-    pub nspawn_dir: PathBuf,
+    /// nspawn: where --define writes the .nspawn settings (default:
+    /// /etc/systemd/nspawn; on NixOS /run/systemd/nspawn)
+    #[arg(long, env = "MINIGUEST_NSPAWN_DIR")]
+    pub nspawn_dir: Option<PathBuf>,
     /// nspawn: where machined finds machine images (a link to the root goes there)
     #[arg(
         long,
@@ -418,13 +415,11 @@ pub struct CreateArgs {
         default_value = "/var/lib/machines"
     )]
     pub machines_dir: PathBuf,
-    /// nspawn: where the systemd-nspawn@NAME.service drop-in goes
-    #[arg(
-        long,
-        env = "MINIGUEST_UNIT_DIR",
-        default_value = "/etc/systemd/system"
-    )]
-    pub unit_dir: PathBuf,
+    /// nspawn: where the systemd-nspawn@NAME.service drop-in goes (default:
+    /// /etc/systemd/system; on NixOS, where that is the store's,
+    /// /run/systemd/system)
+    #[arg(long, env = "MINIGUEST_UNIT_DIR")]
+    pub unit_dir: Option<PathBuf>,
     /// LXC/nspawn: run the container's root as the host's root. The guest can
     /// then write into the host's Nix store. Never do this outside a test rig.
     #[arg(long)]
@@ -439,11 +434,12 @@ impl CreateArgs {
         crate::backend::SiteOptions {
             libvirt_uri: self.connect.clone(),
             lxcpath: self.lxcpath.clone(),
-            nspawn: crate::backend::nspawn::Location {
-                settings_dir: self.nspawn_dir.clone(),
-                machines_dir: self.machines_dir.clone(),
-                units_dir: self.unit_dir.clone(),
-            },
+            nspawn: crate::backend::nspawn::Location::with_defaults(
+                self.nspawn_dir.clone(),
+                self.machines_dir.clone(),
+                self.unit_dir.clone(),
+                crate::backend::host::is_nixos(),
+            ),
         }
     }
 

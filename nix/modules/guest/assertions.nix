@@ -1,13 +1,17 @@
 # The contract's rules (nix/lib/contract.nix's `valid`) as assertions on
 # `boot.miniguest.*`, so that a mistake is named by its option before
 # anything is built; the CLI refuses the same manifests.
-{ config, lib, ... }:
+{ config, options, lib, ... }:
 let
   contract = import ../../lib/contract.nix;
   inherit (contract) limits valid;
   cfg = config.boot.miniguest;
   opt = "boot.miniguest";
   mountPointRule = "must be absolute, not /, and without . or ..";
+  mountPointMessage = p: if p == "/" then "may not be /" else mountPointRule;
+  # Set by the configuration, not left at the option's default.
+  isSet = o: o.highestPrio < (lib.mkOptionDefault { }).priority;
+  vmOnly = [ [ "qemu" "fsType" ] [ "memoryMiB" ] [ "vcpus" ] [ "guestAgent" "enable" ] ];
 in
 {
   config = lib.mkIf cfg.enable {
@@ -28,7 +32,7 @@ in
           }
           {
             assertion = valid.mountPoint v.mountPoint;
-            message = "${opt}.volumes.${name}.mountPoint: ${builtins.toJSON v.mountPoint} ${mountPointRule}";
+            message = "${opt}.volumes.${name}.mountPoint: ${builtins.toJSON v.mountPoint} ${mountPointMessage v.mountPoint}";
           }
         ])
         cfg.volumes)
@@ -48,7 +52,7 @@ in
           }
           {
             assertion = valid.mountPoint s.mountPoint;
-            message = "${opt}.shares.${tag}.mountPoint: ${builtins.toJSON s.mountPoint} ${mountPointRule}";
+            message = "${opt}.shares.${tag}.mountPoint: ${builtins.toJSON s.mountPoint} ${mountPointMessage s.mountPoint}";
           }
         ])
         cfg.shares)
@@ -83,6 +87,21 @@ in
               message = "${at}.forwardPorts: only a user interface forwards ports";
             }
           ])
-        (if cfg.interfaces == null then [ ] else cfg.interfaces));
+        (if cfg.interfaces == null then [ ] else cfg.interfaces))
+      # A container gets no VM's devices: what only a VM has is an error
+      # there rather than silently ignored.
+      ++ lib.optionals (cfg.guestType == "lxc") (
+        map
+          (path: {
+            assertion = !(isSet (lib.getAttrFromPath path options.boot.miniguest));
+            message = "${opt}.${lib.concatStringsSep "." path}: only VM guests (guestType = \"qemu\") have this option; leave it unset in a container guest";
+          })
+          vmOnly
+        ++ lib.imap0
+          (i: iface: {
+            assertion = iface.forwardPorts == [ ];
+            message = "${opt}.interfaces.${toString i}.forwardPorts: only VM guests forward ports (user-mode networking); a container shares its network namespace's ports";
+          })
+          (if cfg.interfaces == null then [ ] else cfg.interfaces));
   };
 }

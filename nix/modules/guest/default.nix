@@ -16,7 +16,8 @@ let
   agent = isVm && cfg.guestAgent.enable;
   manifest = contract.mkManifest {
     inherit (cfg) guestType memoryMiB vcpus interfaces readyCommand credentials;
-    inherit agent;
+    # What the guest really runs: the module only defaults the service on.
+    agent = agent && config.services.qemuGuest.enable;
     toplevel = "${config.system.build.toplevel}";
     qemu.fsType = fs;
     # With direct kernel boot the hypervisor passes these; stage 1 then runs
@@ -67,15 +68,23 @@ in
         contract.assemble;
 
       # No bootloader: the hypervisor loads the kernel, or runs /boot/init.
-      boot.loader.grub.enable = false;
+      boot.loader.grub.enable = lib.mkDefault false;
 
-      # The guest's Nix database learns its closure from the boot share.
-      boot.postBootCommands = ''
-        if [ -f /${layout.registration} ]; then
+      # The guest's Nix database learns its closure from the boot share. A
+      # unit rather than boot.postBootCommands, which NixOS's nixos-init
+      # (system.nixos-init) refuses.
+      systemd.services.miniguest-register-closure = {
+        description = "Register the guest's closure in its Nix database";
+        wantedBy = [ "multi-user.target" ];
+        before = [ "nix-daemon.service" "nix-daemon.socket" ];
+        after = [ "local-fs.target" ];
+        unitConfig.ConditionPathExists = "/${layout.registration}";
+        serviceConfig = { Type = "oneshot"; RemainAfterExit = true; };
+        script = ''
           ${config.nix.package.out}/bin/nix-store --load-db < /${layout.registration}
-        fi
-        ${config.nix.package.out}/bin/nix-env -p /nix/var/nix/profiles/system --set /run/current-system
-      '';
+          ${config.nix.package.out}/bin/nix-env -p /nix/var/nix/profiles/system --set /run/current-system
+        '';
+      };
     }
 
     (mkIf isVm {
@@ -96,6 +105,12 @@ in
       }) (lib.filterAttrs (_: v: contract.valid.mountPoint v.mountPoint) cfg.volumes)
       // lib.mapAttrs' (tag: s: lib.nameValuePair s.mountPoint (shareFileSystem { inherit tag; inherit (s) readOnly; }))
         (lib.filterAttrs (_: s: contract.valid.mountPoint s.mountPoint) cfg.shares);
+    })
+
+    (mkIf (isVm && config.boot.initrd.systemd.enable && !config.system.nixos-init.enable) {
+      # Stage 1 finds the system through init=, which lives on the boot
+      # share: nixpkgs orders the unit after the store's mount only.
+      boot.initrd.systemd.services.initrd-find-nixos-closure.unitConfig.RequiresMountsFor = [ "/sysroot/${layout.bootDir}" ];
     })
 
     (mkIf (isVm && cfg.credentials != [ ]) {

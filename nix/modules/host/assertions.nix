@@ -44,6 +44,20 @@ in
           })
           (lib.attrNames guest.credentials))
       cfg)
+    ++ lib.mapAttrsToList
+      (name: g: {
+        assertion = {
+          libvirt = config.virtualisation.libvirtd.enable;
+          lxc = config.virtualisation.lxc.enable;
+          nspawn = true;
+        }.${g.backend};
+        message = "miniguests.${name}: a guest defined in ${g.backend} needs ${{
+          libvirt = "virtualisation.libvirtd.enable";
+          lxc = "virtualisation.lxc.enable";
+          nspawn = "";
+        }.${g.backend}} = true on this host";
+      })
+      declared
     ++ lib.optionals (containers != { }) [
       {
         assertion = lib.any (rootRange "startUid") root.subUidRanges

@@ -31,6 +31,24 @@ let
   backendFor = name: declared.${name}.backend;
   # Containers run with root mapped to root's subordinate range.
   containers = lib.filterAttrs (_: g: lib.elem g.backend [ "lxc" "nspawn" ]) declared;
+  on = backend: lib.filterAttrs (_: g: g.backend == backend) declared;
+  usesVirtiofs = lib.any (g: g.eval.config.boot.miniguest.qemu.fsType == "virtiofs")
+    (lib.attrValues (on "libvirt"));
+  # Where systemd reads what is defined at run time: on NixOS,
+  # /etc/systemd/system is a link into the store. The define unit runs at
+  # every boot, so what it writes there is always in place.
+  nspawnDirs = [ "--nspawn-dir" "/run/systemd/nspawn" "--unit-dir" "/run/systemd/system" ];
+  # What each backend's define unit runs beside the CLI.
+  backendPath = {
+    libvirt = [ config.virtualisation.libvirtd.package ] ++ lib.optional usesVirtiofs pkgs.virtiofsd;
+    lxc = [ config.virtualisation.lxc.package ];
+    nspawn = [ ];
+  };
+  backendAfter = {
+    libvirt = [ "libvirtd.service" ];
+    lxc = [ "network.target" ];
+    nspawn = [ "network.target" ];
+  };
 
   # `create --define` updates an existing definition in place, so the unit
   # is right on every activation, not only the first.
@@ -39,12 +57,15 @@ let
       backend = backendFor name;
       argv = [ "miniguest" "create" "-t" backend "--define" ]
         ++ lib.optionals (backend == "libvirt") [ "--connect" guest.libvirtUri ]
+        ++ lib.optionals (backend == "nspawn") nspawnDirs
         ++ lib.optional guest.autostart "--autostart"
         ++ lib.optionals (guest.storeView != "full") [ "--store-view" guest.storeView ]
         ++ lib.concatLists (lib.mapAttrsToList (cred: source: [ "--credential" "${cred}=${source}" ]) guest.credentials)
         ++ [ name ];
     in
     lib.escapeShellArgs argv
+    # systemd reads a new drop-in only when told to.
+    + lib.optionalString (backend == "nspawn") "\nsystemctl daemon-reload"
     + lib.optionalString guest.restartIfChanged
       "\n${lib.escapeShellArgs ([ "miniguest" "restart" "--if-needed" ]
         ++ lib.optional (guest.waitReady != null) "--wait=${toString guest.waitReady}"
@@ -90,13 +111,45 @@ in
         (name: guest: lib.nameValuePair "miniguest-define-${name}" {
           description = "Define Miniguest guest ${name}";
           wantedBy = [ "multi-user.target" ];
-          after = [ "libvirtd.service" "lxc.service" ];
+          after = backendAfter.${backendFor name};
           restartTriggers = [ (output name) ];
-          path = [ package pkgs.libvirt pkgs.lxc ];
+          path = [ package ] ++ backendPath.${backendFor name};
           serviceConfig = { Type = "oneshot"; RemainAfterExit = true; };
           script = defineScript name guest;
         })
-        (lib.filterAttrs (_: g: g.define) cfg);
+        (lib.filterAttrs (_: g: g.define) cfg)
+      # libvirt starts its own autostart domains. Nothing on NixOS runs
+      # lxc-autostart, and `machinectl enable` would write into
+      # /etc/systemd/system: a container that starts with the host is
+      # started, and stopped before the host goes down, by a unit of its
+      # own. Not restarted by a switch, which leaves running guests alone.
+      // lib.mapAttrs'
+        (name: _: lib.nameValuePair "miniguest-autostart-${name}" {
+          description = "Start Miniguest guest ${name} with the host";
+          wantedBy = [ "multi-user.target" ];
+          requires = lib.optional cfg.${name}.define "miniguest-define-${name}.service";
+          after = [ "miniguest-define-${name}.service" ] ++ backendAfter.${backendFor name};
+          restartIfChanged = false;
+          path = [ package ] ++ backendPath.${backendFor name};
+          serviceConfig = { Type = "oneshot"; RemainAfterExit = true; };
+          script = lib.escapeShellArgs [ "miniguest" "start" name ];
+          preStop = lib.escapeShellArgs [ "miniguest" "stop" name ];
+        })
+        (lib.filterAttrs (name: g: g.autostart && backendFor name != "libvirt") cfg);
+    })
+
+    (mkIf (on "libvirt" != { }) {
+      # libvirt, as NixOS builds it, reads its hooks from
+      # /var/lib/libvirt/hooks, and its libvirtd-config unit replaces
+      # them with these at every start.
+      virtualisation.libvirtd.hooks.qemu.miniguest = "${package}/libexec/miniguest/libvirt-qemu-hook";
+    })
+
+    (mkIf usesVirtiofs {
+      # libvirt finds vhost-user back ends here; miniguest-virtiofsd, which
+      # libvirtd runs for read-only shares, finds virtiofsd in its PATH.
+      virtualisation.libvirtd.qemu.vhostUserPackages = [ pkgs.virtiofsd ];
+      systemd.services.libvirtd.path = [ pkgs.virtiofsd ];
     })
   ];
 }

@@ -9,7 +9,9 @@ in
 {
   options.programs.miniguest.package = mkOption {
     type = types.package;
-    default = pkgs.miniguest or (pkgs.callPackage ../../package.nix { });
+    # This flake's own, never a `pkgs.miniguest` of whatever nixpkgs the
+    # host has: the modules and the CLI are one version.
+    default = pkgs.callPackage ../../package.nix { };
     defaultText = lib.literalExpression "pkgs.callPackage miniguest's package.nix { }";
     description = "The miniguest CLI.";
   };

@@ -68,6 +68,20 @@ pub fn hook_command(layout: &Layout) -> Result<String> {
         .join(" "))
 }
 
+/// Whether this host is NixOS: its activation writes `/etc/NIXOS`, and its
+/// os-release says `ID=nixos`. NixOS keeps /etc/systemd/system in the
+/// store and builds libvirt with /var/lib as its configuration directory,
+/// so some of what Miniguest writes goes elsewhere there.
+pub fn is_nixos() -> bool {
+    is_nixos_at(Path::new("/"))
+}
+
+fn is_nixos_at(root: &Path) -> bool {
+    root.join("etc/NIXOS").exists()
+        || std::fs::read_to_string(root.join("etc/os-release"))
+            .is_ok_and(|text| text.lines().any(|l| l.trim() == "ID=nixos"))
+}
+
 /// One of Miniguest's helper programs: beside this executable, else in PATH.
 pub fn helper_program(name: &str) -> Option<PathBuf> {
     std::env::current_exe()
@@ -107,4 +121,23 @@ pub fn run_checked(cmd: &mut std::process::Command, what: &str) -> Result<()> {
 pub fn path_str(path: &Path) -> Result<&str> {
     path.to_str()
         .with_context(|| format!("path {} is not valid UTF-8", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nixos_is_known_by_its_marker_or_its_os_release() {
+        let root = tempfile::tempdir().unwrap();
+        let etc = root.path().join("etc");
+        std::fs::create_dir(&etc).unwrap();
+        std::fs::write(etc.join("os-release"), "NAME=Debian\nID=debian\n").unwrap();
+        assert!(!is_nixos_at(root.path()));
+        std::fs::write(etc.join("os-release"), "NAME=NixOS\nID=nixos\n").unwrap();
+        assert!(is_nixos_at(root.path()));
+        std::fs::remove_file(etc.join("os-release")).unwrap();
+        std::fs::write(etc.join("NIXOS"), "").unwrap();
+        assert!(is_nixos_at(root.path()));
+    }
 }

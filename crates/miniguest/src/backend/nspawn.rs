@@ -43,6 +43,28 @@ pub struct Location {
 }
 
 impl Location {
+    /// The directories given, else the host's: NixOS keeps
+    /// /etc/systemd/system in the store, so there the definitions go
+    /// where systemd reads what is defined at run time (gone at reboot:
+    /// the host module's define unit writes them again at every boot).
+    pub fn with_defaults(
+        settings_dir: Option<PathBuf>,
+        machines_dir: PathBuf,
+        units_dir: Option<PathBuf>,
+        nixos: bool,
+    ) -> Location {
+        let (settings, units) = if nixos {
+            ("/run/systemd/nspawn", "/run/systemd/system")
+        } else {
+            ("/etc/systemd/nspawn", "/etc/systemd/system")
+        };
+        Location {
+            settings_dir: settings_dir.unwrap_or_else(|| PathBuf::from(settings)),
+            machines_dir,
+            units_dir: units_dir.unwrap_or_else(|| PathBuf::from(units)),
+        }
+    }
+
     pub fn from_options(options: &SiteOptions) -> Location {
         options.nspawn.clone()
     }
@@ -492,4 +514,28 @@ fn link_image(image: &Path, root: &Path) -> Result<()> {
     }
     std::os::unix::fs::symlink(root, image)
         .with_context(|| format!("cannot create {}", image.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definitions_go_where_systemd_reads_them_on_each_host() {
+        let machines = PathBuf::from("/var/lib/machines");
+        let debian = Location::with_defaults(None, machines.clone(), None, false);
+        assert_eq!(debian.units_dir, Path::new("/etc/systemd/system"));
+        assert_eq!(debian.settings_dir, Path::new("/etc/systemd/nspawn"));
+        let nixos = Location::with_defaults(None, machines.clone(), None, true);
+        assert_eq!(nixos.units_dir, Path::new("/run/systemd/system"));
+        assert_eq!(nixos.settings_dir, Path::new("/run/systemd/nspawn"));
+        let given = Location::with_defaults(
+            Some("/srv/nspawn".into()),
+            machines,
+            Some("/srv/units".into()),
+            true,
+        );
+        assert_eq!(given.units_dir, Path::new("/srv/units"));
+        assert_eq!(given.settings_dir, Path::new("/srv/nspawn"));
+    }
 }

@@ -7,7 +7,8 @@ use crate::helpers::*;
 /// Under systemd stage 1 (NixOS's default) each mount waits for what its
 /// options require: the share's module (the guest module's
 /// x-systemd.requires=modprobe@…), another mount, its parents; a unit it
-/// is only ordered after is not pulled in.
+/// is only ordered after is not pulled in; the closure is found once the
+/// boot share is there.
 #[test]
 fn systemd_stage_1_mounts_each_file_system_after_what_it_requires() {
     let Some((env, name)) = installed_standin("vmorder", "vmorder", &[]) else {
@@ -36,6 +37,12 @@ fn systemd_stage_1_mounts_each_file_system_after_what_it_requires() {
         "{units:?}"
     );
     assert!(at("sysroot-b.mount") < at("sysroot-a.mount"), "{units:?}");
+    // NixOS's unit that finds the system from init= waits for the boot
+    // share, where init= points, not only for the store.
+    assert!(
+        at("sysroot-boot.mount") < at("initrd-find-nixos-closure.service"),
+        "{units:?}"
+    );
     assert!(
         !units.iter().any(|u| u == "modprobe@virtio_blk.service"),
         "an x-systemd.after= unit was pulled in: {units:?}"

@@ -273,15 +273,31 @@ pub mod hook {
 
     pub const SCRIPT: &str = include_str!("qemu-hook.sh");
     pub const PATH: &str = "/etc/libvirt/hooks/qemu.d/miniguest";
+    /// Where NixOS's libvirtd (built with --sysconfdir=/var/lib) runs it
+    /// from, linked there by its libvirtd-config unit from
+    /// `virtualisation.libvirtd.hooks.qemu`.
+    pub const NIXOS_PATH: &str = "/var/lib/libvirt/hooks/qemu.d/miniguest";
 
     /// Installs the hook if it is absent (or an older one of ours). Says
-    /// so, since libvirtd only runs hooks it found when it started.
+    /// so, since libvirtd only runs hooks it found when it started. On
+    /// NixOS the host's configuration declares it (nixosModules.host):
+    /// libvirtd-config empties the directory at every start, so nothing is
+    /// written there; only its absence is told.
     pub fn install() -> Result<()> {
-        let path = std::path::Path::new(PATH);
+        if crate::backend::host::is_nixos() {
+            if !std::path::Path::new(NIXOS_PATH).exists() {
+                eprintln!("warning: {NIXOS_PATH} is missing: on NixOS, import miniguest's nixosModules.host, which declares libvirt's hook (virtualisation.libvirtd.hooks.qemu), then restart libvirtd; until then guests started without `miniguest start` are not kept from garbage collection");
+            }
+            return Ok(());
+        }
+        install_at(std::path::Path::new(PATH))
+    }
+
+    fn install_at(path: &std::path::Path) -> Result<()> {
         match std::fs::read_to_string(path) {
             Ok(text) if text == SCRIPT => return Ok(()),
             Ok(text) if !text.contains("\n# miniguest: ") => {
-                eprintln!("warning: {PATH} is not Miniguest's; guests started without `miniguest start` are not kept from garbage collection");
+                eprintln!("warning: {} is not Miniguest's; guests started without `miniguest start` are not kept from garbage collection", path.display());
                 return Ok(());
             }
             _ => {}
@@ -295,7 +311,7 @@ pub mod hook {
             return Ok(());
         }
         crate::fs::replace_file_with_mode(path, SCRIPT.as_bytes(), 0o755)?;
-        eprintln!("note: installed {PATH}; restart libvirtd once so that it keeps what guests started by `virsh start` or at boot are running from");
+        eprintln!("note: installed {}; restart libvirtd once so that it keeps what guests started by `virsh start` or at boot are running from", path.display());
         Ok(())
     }
 }
