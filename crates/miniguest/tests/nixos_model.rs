@@ -748,7 +748,7 @@ fn a_nixos_host_declares_one_guest_of_each_backend() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
 
-    // 1. The hook: declared, and linked where libvirtd (sysconfdir
+    // The hook: declared, and linked where libvirtd (sysconfdir
     //    /var/lib) runs hooks from.
     let hook = r["hooks"]["miniguest"].as_str().expect("no miniguest hook");
     assert!(
@@ -762,7 +762,7 @@ fn a_nixos_host_declares_one_guest_of_each_backend() {
         "{}",
         r["libvirtdConfig"]
     );
-    // 4. virtiofsd for libvirt, and for what libvirtd runs.
+    // virtiofsd for libvirt, and for what libvirtd runs.
     assert_eq!(r["vhostUser"], serde_json::json!(["virtiofsd-model"]));
     assert!(
         r["libvirtdPath"]
@@ -772,7 +772,7 @@ fn a_nixos_host_declares_one_guest_of_each_backend() {
         "{}",
         r["libvirtdPath"]
     );
-    // 2. nspawn: nothing is written under a tree NixOS keeps in the store.
+    // nspawn: nothing is written under a tree NixOS keeps in the store.
     let read_only: Vec<&str> = r["etcReadOnly"]
         .as_array()
         .unwrap()
@@ -795,7 +795,7 @@ fn a_nixos_host_declares_one_guest_of_each_backend() {
             && nspawn.contains("systemctl daemon-reload"),
         "{nspawn}"
     );
-    // 3. Autostart: libvirt starts its own; each container has a unit that
+    // Autostart: libvirt starts its own; each container has a unit that
     //    starts it at boot, stops it at shutdown, and no switch restarts.
     let mut autostart: Vec<&str> = r["autostart"]
         .as_array()
@@ -819,8 +819,8 @@ fn a_nixos_host_declares_one_guest_of_each_backend() {
         .as_array()
         .unwrap()
         .contains(&"miniguest-define-ct.service".into()));
-    // 10. Each define unit is ordered after, and given, only its own
-    //     hypervisor; none after a unit NixOS does not have.
+    // Each define unit is ordered after, and given, only its own
+    // hypervisor; none after a unit NixOS does not have.
     assert_eq!(
         r["define"]["vm"]["after"],
         serde_json::json!(["libvirtd.service"])
@@ -847,7 +847,7 @@ fn a_nixos_host_declares_one_guest_of_each_backend() {
     );
 }
 
-/// 5. A guest declared for a hypervisor the host does not enable, or a
+/// A guest declared for a hypervisor the host does not enable, or a
 /// container given what only a VM has, fails evaluation naming the option.
 #[test]
 fn silent_misconfigurations_fail_naming_the_option() {
@@ -898,7 +898,7 @@ fn silent_misconfigurations_fail_naming_the_option() {
     );
 }
 
-/// 6. The manifest says what the guest runs: no agent when the guest turned
+/// The manifest says what the guest runs: no agent when the guest turned
 /// `services.qemuGuest` off.
 #[test]
 fn the_manifest_names_the_agent_only_when_the_guest_runs_it() {
@@ -917,7 +917,7 @@ fn the_manifest_names_the_agent_only_when_the_guest_runs_it() {
     assert_eq!(agent("boot.miniguest.guestAgent.enable = false;"), false);
 }
 
-/// 7. Under systemd stage 1, the unit that finds the system waits for the
+/// Under systemd stage 1, the unit that finds the system waits for the
 /// boot share too, where init= lives (nixpkgs orders it after the store's
 /// mount only); the stand-in's stage 1 runs it as early as that lets it.
 #[test]
@@ -934,7 +934,7 @@ fn systemd_stage_1_finds_the_system_after_the_boot_share() {
     );
 }
 
-/// 8. The guest module works with NixOS's nixos-init, which refuses
+/// The guest module works with NixOS's nixos-init, which refuses
 /// boot.postBootCommands: the closure is registered by a unit.
 #[test]
 fn the_guest_module_works_with_nixos_init() {
@@ -947,7 +947,7 @@ fn the_guest_module_works_with_nixos_init() {
     assert_eq!(r[1], "/boot/nix-path-registration");
 }
 
-/// 9. The flake's outputs evaluate without warnings, and its app has meta.
+/// The flake's outputs evaluate without warnings, and its app has meta.
 #[test]
 fn the_flake_evaluates_quietly_and_its_app_has_meta() {
     let lib = need_model!();
