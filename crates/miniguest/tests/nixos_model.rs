@@ -749,7 +749,7 @@ fn a_nixos_host_declares_one_guest_of_each_backend() {
     .unwrap_or_else(|e| panic!("{e}"));
 
     // The hook: declared, and linked where libvirtd (sysconfdir
-    //    /var/lib) runs hooks from.
+    // /var/lib) runs hooks from.
     let hook = r["hooks"]["miniguest"].as_str().expect("no miniguest hook");
     assert!(
         hook.ends_with("/libexec/miniguest/libvirt-qemu-hook"),
@@ -796,7 +796,7 @@ fn a_nixos_host_declares_one_guest_of_each_backend() {
         "{nspawn}"
     );
     // Autostart: libvirt starts its own; each container has a unit that
-    //    starts it at boot, stops it at shutdown, and no switch restarts.
+    // starts it at boot, stops it at shutdown, and no switch restarts.
     let mut autostart: Vec<&str> = r["autostart"]
         .as_array()
         .unwrap()
