@@ -186,6 +186,12 @@ in
 
     nix.package = mkOption { type = types.package; };
     services.getty.autologinUser = mkOption { type = types.nullOr types.str; default = null; };
+    # nixos/modules/misc/nixpkgs-flake.nix (lib.nixosSystem sets it from
+    # the flake).
+    nixpkgs.flake.source = mkOption {
+      type = types.nullOr (types.either types.str types.path);
+      default = null;
+    };
 
     system = {
       build = mkOption {

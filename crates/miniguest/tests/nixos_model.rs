@@ -352,6 +352,22 @@ fn declared_guests_get_the_hosts_arguments_and_nixpkgs() {
         ),
         "inputs",
     );
+    // The host's nixpkgs source (lib.nixosSystem sets it), for the guest's
+    // NIX_PATH and registry; none where the host has none.
+    let source = |host: &str| {
+        eval(
+            &lib,
+            &format!(
+                r#"(eval [ root hostModule {{ {host} miniguests.g.configuration = root; }} ]).config.programs.miniguest.declaredGuests.g.eval.config.nixpkgs.flake.source"#
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    assert_eq!(
+        source(r#"nixpkgs.flake.source = "/nix/store/0000000000000000000000000000000a-source";"#),
+        "/nix/store/0000000000000000000000000000000a-source"
+    );
+    assert_eq!(source(""), serde_json::Value::Null);
 }
 
 #[test]

@@ -24,6 +24,9 @@ let
     ] ++ lib.optional guest.inheritNixpkgs {
       nixpkgs.overlays = hostNixpkgs.overlays;
       nixpkgs.config = hostNixpkgs.config;
+      # The nixpkgs the guest was built from, for its NIX_PATH and flake
+      # registry, as lib.nixosSystem gives the host.
+      nixpkgs.flake.source = lib.mkIf (hostNixpkgs.flake.source != null) (lib.mkDefault hostNixpkgs.flake.source);
     };
   };
   declared = config.programs.miniguest.declaredGuests;
