@@ -10,9 +10,11 @@ let
     check = lib.isFunction;
     merge = lib.mergeOneOption;
   };
+  # Built for nixpkgs.hostPlatform, which defaults to nixpkgs.system.
   defaultPkgs = import ./pkgs.nix {
     inherit lib;
-    inherit (cfg) system config overlays;
+    inherit (cfg) config overlays;
+    inherit (cfg.hostPlatform) system;
     files = modelFiles;
   };
 in
@@ -25,11 +27,14 @@ in
     };
     overlays = mkOption { type = types.listOf overlayType; default = [ ]; };
     system = mkOption { type = types.str; default = "x86_64-linux"; };
-    hostPlatform = mkOption { readOnly = true; internal = true; };
+    hostPlatform = mkOption {
+      type = types.either types.str types.attrs;
+      apply = lib.systems.elaborate;
+    };
   };
   config = {
     _module.args.pkgs =
       if options.nixpkgs.pkgs.isDefined then cfg.pkgs.appendOverlays cfg.overlays else defaultPkgs;
-    nixpkgs.hostPlatform = lib.systems.elaborate cfg.system;
+    nixpkgs.hostPlatform = lib.mkOptionDefault cfg.system;
   };
 }

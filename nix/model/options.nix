@@ -12,6 +12,16 @@ let
   utils = import ./utils.nix { inherit lib; };
   release = "26.11";
 
+  # system/boot/kernel.nix: module sets, given as lists or as attribute
+  # sets of booleans; the enabled names, sorted, are what reads them.
+  attrNamesToTrue = types.coercedTo (types.listOf types.str)
+    (enabled: lib.genAttrs enabled (_: true)) (types.attrsOf types.bool);
+  moduleSet = mkOption {
+    type = attrNamesToTrue;
+    default = { };
+    apply = mods: lib.attrNames (lib.filterAttrs (_: v: v) mods);
+  };
+
   isNonEmpty = s: (builtins.match "[ \t\n]*" s) == null;
   nonEmptyStr = types.addCheck types.str isNonEmpty // { description = "non-empty string"; };
   nonEmptyWithoutTrailingSlash = types.addCheck types.str
@@ -65,6 +75,9 @@ let
       else lib.mergeEqualOption loc defs';
   };
   unitSection = mkOption { type = types.attrsOf unitOption; default = { }; };
+  # nixos/lib/systemd-lib.nix: what a dependency may name.
+  unitNameType = types.strMatching "[a-zA-Z0-9@%:_.\\\\-]+[.](service|socket|device|mount|automount|swap|target|path|timer|scope|slice)";
+  units = mkOption { type = types.listOf unitNameType; default = [ ]; };
   # systemd.services.<name> and boot.initrd.systemd.services.<name>: the
   # unit options the modules use.
   serviceOpts = { name, ... }: {
@@ -72,18 +85,18 @@ let
       unitConfig = unitSection;
       enable = mkOption { type = types.bool; default = true; };
       description = mkOption { type = types.singleLineStr; default = ""; };
-      wantedBy = mkOption { type = types.listOf types.str; default = [ ]; };
-      requiredBy = mkOption { type = types.listOf types.str; default = [ ]; };
-      after = mkOption { type = types.listOf types.str; default = [ ]; };
-      before = mkOption { type = types.listOf types.str; default = [ ]; };
-      wants = mkOption { type = types.listOf types.str; default = [ ]; };
-      requires = mkOption { type = types.listOf types.str; default = [ ]; };
+      wantedBy = units;
+      requiredBy = units;
+      after = units;
+      before = units;
+      wants = units;
+      requires = units;
       restartTriggers = mkOption { type = types.listOf types.unspecified; default = [ ]; };
       restartIfChanged = mkOption { type = types.bool; default = true; };
       path = mkOption { type = types.listOf (types.oneOf [ types.package types.str ]); default = [ ]; };
       environment = mkOption { type = types.attrsOf (types.nullOr (types.oneOf [ types.str types.path types.package ])); default = { }; };
       serviceConfig = unitSection;
-      conflicts = mkOption { type = types.listOf types.str; default = [ ]; };
+      conflicts = units;
       script = mkOption { type = types.lines; default = ""; };
       preStart = mkOption { type = types.lines; default = ""; };
       preStop = mkOption { type = types.lines; default = ""; };
@@ -124,13 +137,13 @@ in
         });
         default = [ ];
       };
-      kernelModules = mkOption { type = types.listOf types.str; default = [ ]; };
+      kernelModules = moduleSet;
       isContainer = mkOption { type = types.bool; default = false; };
       postBootCommands = mkOption { type = types.lines; default = ""; };
       loader.grub.enable = mkOption { type = types.bool; default = true; };
       initrd = {
-        availableKernelModules = mkOption { type = types.listOf types.str; default = [ ]; };
-        kernelModules = mkOption { type = types.listOf types.str; default = [ ]; };
+        availableKernelModules = moduleSet;
+        kernelModules = moduleSet;
         # NixOS 26.05 made systemd stage 1 the default.
         systemd.enable = mkOption { type = types.bool; default = true; };
         systemd.services = mkOption {
@@ -186,6 +199,8 @@ in
 
     nix.package = mkOption { type = types.package; };
     services.getty.autologinUser = mkOption { type = types.nullOr types.str; default = null; };
+    # nixos/modules/security/default.nix
+    security.lsm = mkOption { type = types.listOf types.str; default = [ ]; };
     # nixos/modules/misc/nixpkgs-flake.nix (lib.nixosSystem sets it from
     # the flake).
     nixpkgs.flake.source = mkOption {
@@ -245,8 +260,13 @@ in
     '';
     # system/boot/kernel.nix (boot.consoleLogLevel's default) and, under
     # systemd stage 1, systemd/initrd.nix (boot.initrd.systemd.root's).
-    boot.kernelParams = lib.mkIf (!config.boot.isContainer) (
-      [ "loglevel=4" ] ++ lib.optional config.boot.initrd.systemd.enable "root=fstab");
+    boot.kernelParams = lib.mkMerge [
+      (lib.mkIf (!config.boot.isContainer) (
+        [ "loglevel=4" ] ++ lib.optional config.boot.initrd.systemd.enable "root=fstab"))
+      # security/default.nix
+      (lib.mkIf (config.security.lsm != [ ]) [ "lsm=${lib.concatStringsSep "," config.security.lsm}" ])
+    ];
+    security.lsm = lib.mkMerge [ [ "landlock" "yama" ] (lib.mkAfter [ "bpf" ]) ];
 
     # systemd/initrd.nix: the unit that finds the system to activate from
     # init= once the store is mounted.

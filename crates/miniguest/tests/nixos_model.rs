@@ -302,6 +302,47 @@ fn the_console_matches_the_platform() {
         .as_array()
         .unwrap()
         .contains(&"console=ttyAMA0".into()));
+    // nixpkgs.hostPlatform, the current way to say it, is honoured too.
+    let r = eval(
+        &lib,
+        r#"(eval [ guestModule (vm { nixpkgs.hostPlatform = "aarch64-linux"; }) ]).config.boot.kernelParams"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        r.as_array().unwrap().contains(&"console=ttyAMA0".into()),
+        "{r}"
+    );
+}
+
+/// NixOS's own defaults reach a guest: its default kernel parameters, and
+/// kernel module options that take a list or a set of booleans.
+#[test]
+fn nixos_defaults_and_module_sets_reach_the_guest() {
+    let lib = need_model!();
+    let r = eval(
+        &lib,
+        r#"let c = (eval [ guestModule (vm { boot.initrd.kernelModules = { extra_mod = true; unwanted = false; }; }) ]).config; in {
+             params = c.boot.kernelParams;
+             modules = c.boot.initrd.kernelModules;
+           }"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let params = r["params"].as_array().unwrap();
+    for p in ["loglevel=4", "root=fstab", "lsm=landlock,yama,bpf"] {
+        assert!(params.contains(&p.into()), "{p}: {params:?}");
+    }
+    let modules = r["modules"].as_array().unwrap();
+    assert!(modules.contains(&"extra_mod".into()), "{modules:?}");
+    assert!(!modules.contains(&"unwanted".into()), "{modules:?}");
+    assert!(modules.contains(&"9pnet_virtio".into()), "{modules:?}");
+    // A dependency that names no unit is refused, as NixOS refuses it.
+    fails_with(
+        eval(
+            &lib,
+            r#"(eval [ guestModule (vm { systemd.services.x.after = [ "libvirtd" ]; }) ]).config.systemd.services.x.after"#,
+        ),
+        "systemd.services.x.after",
+    );
 }
 
 #[test]
