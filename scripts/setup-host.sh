@@ -23,7 +23,8 @@ for p in "${qemu_pkgs[@]}" qemu-system-common qemu-system-data; do
 done
 pkgs=(nix-bin git jq bc cpio gzip kmod busybox-static
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
-  virtinst pkg-config libxml2-utils lxc uidmap systemd-container)
+  virtinst pkg-config libxml2-utils lxc uidmap systemd-container
+  binutils patchelf)
 # Installed, not merely known (a removed package's configuration keeps it
 # in dpkg's database).
 installed() {

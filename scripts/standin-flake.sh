@@ -56,3 +56,22 @@ cp "$ga_root/usr/sbin/qemu-ga" "$files/qemu-ga/qemu-ga"
 for lib in $(ldd "$ga_root/usr/sbin/qemu-ga" | awk '/=>/ {print $3} /ld-linux/ {print $1}'); do
   cp -L "$lib" "$files/qemu-ga/lib/"
 done
+
+# The systemd stand-in's programs (MINIGUEST_STANDIN_SYSTEMD=1): Debian
+# 13's systemd, util-linux's mount and Nix, with their libraries and
+# loader, as trixie-tools.sh unpacked them. The model's pkgs.systemd and
+# pkgs.nix put them in the store and point them at their libraries.
+if [ -n "${MINIGUEST_STANDIN_SYSTEMD:-}" ]; then
+  trixie=${MINIGUEST_TEST_TRIXIE_ROOT:-/var/cache/miniguest-test/trixie/root}
+  t="$files/trixie"
+  mkdir -p "$t/bin" "$t/lib"
+  cp -a "$trixie/usr/lib/systemd" "$t/lib/systemd"
+  for b in systemctl journalctl systemd-creds systemd-tmpfiles systemd-escape systemd-run busctl mount umount nix; do
+    cp -a "$trixie/usr/bin/$b" "$t/bin/"
+  done
+  ln -s nix "$t/bin/nix-store"
+  ln -s nix "$t/bin/nix-env"
+  find "$trixie/usr/lib/x86_64-linux-gnu" "$trixie/usr/lib/x86_64-linux-gnu/systemd" -maxdepth 1 -name '*.so*' \
+    -exec cp -aL {} "$t/lib/" \;
+fi
+

@@ -3,5 +3,6 @@
   ./options.nix
   ./filesystems.nix
   ./virtualisation.nix
+  ./systemd.nix
   ./toplevel.nix
 ]

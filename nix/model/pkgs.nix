@@ -33,14 +33,26 @@ let
       cp "$textPath" "$out"
       chmod +x "$out"
     '';
-    # What nixpkgs' closureInfo provides: `registration`, the closure in the
-    # format `nix-store --load-db` reads.
-    closureInfo = { rootPaths }: self.runCommand "closure-info" {
-      exportReferencesGraph = lib.concatLists (lib.imap0 (i: p: [ "closure-${toString i}" p ]) rootPaths);
-    } ''
-      mkdir -p $out
-      cat closure-* > $out/registration
-    '';
+    # nixpkgs' closureInfo: `registration`, the closure with each path's
+    # hash and size, as `nix-store --load-db` reads it, made the way nixpkgs
+    # makes it (exportReferencesGraph under structured attributes, which
+    # gives each path's narHash and narSize, turned into lines by jq, less
+    # jq's own last newline, which `--load-db` would read as a path).
+    closureInfo = { rootPaths }: derivation {
+      name = "closure-info";
+      inherit system;
+      __structuredAttrs = true;
+      exportReferencesGraph.closure = rootPaths;
+      builder = "/bin/sh";
+      args = [ "-c" ''
+        export PATH=/usr/bin:/bin
+        set -eu
+        attrs=''${NIX_ATTRS_JSON_FILE:-$NIX_BUILD_TOP/.attrs.json}
+        out=$(jq -r .outputs.out "$attrs")
+        mkdir -p "$out"
+        jq -r '.closure | map([.path, .narHash, (.narSize | tostring), "", (.references | length | tostring)] + .references) | add | map("\(.)\n") | add' "$attrs" | head -n -1 > "$out/registration"
+      '' ];
+    };
 
     # The stand-in's "kernel package" and tools.
     # With a link for each applet, as a NixOS system's sw/bin has each
@@ -62,9 +74,37 @@ let
         "$out/lib/ld-linux-x86-64.so.2" "$out/lib" "$out/lib/qemu-ga" > $out/bin/qemu-ga
       chmod +x $out/bin/qemu-ga
     '';
+    # Debian 13's programs as a Nix package holds them: in the store, with
+    # their loader and libraries beside them (patchelf points each ELF
+    # file at them, as Nix's own fixup does).
+    trixiePackage = name: paths: self.runCommand name { } ''
+      mkdir -p $out/lib
+      for p in ${lib.concatStringsSep " " paths}; do
+        mkdir -p "$out/$(dirname "$p")"
+        cp -a "${files.trixie}/$p" "$out/$p"
+      done
+      cp -a ${files.trixie}/lib/. $out/lib/
+      chmod -R u+w $out
+      find $out -type f | while read -r f; do
+        case "$(head -c 4 "$f" | od -An -c | tr -d ' ')" in
+          177ELF) ;;
+          *) continue ;;
+        esac
+        [ "$f" != $out/lib/ld-linux-x86-64.so.2 ] || continue
+        # Programs (those with an interpreter) get the loader too.
+        if patchelf --print-interpreter "$f" >/dev/null 2>&1; then
+          patchelf --set-interpreter $out/lib/ld-linux-x86-64.so.2 "$f"
+        fi
+        patchelf --set-rpath $out/lib "$f"
+      done
+    '';
+    systemd = self.trixiePackage "systemd-trixie" [ "lib/systemd" "bin/systemctl" "bin/journalctl"
+      "bin/systemd-creds" "bin/systemd-tmpfiles" "bin/systemd-escape" "bin/systemd-run"
+      "bin/busctl" "bin/mount" "bin/umount" ];
     standinKernel = self.runCommand "linux-standin" { } "cp ${files.kernel} $out";
     standinModules = files.modules;
-    nix = self.runCommand "nix-model" { } "mkdir -p $out/bin";
+    # Debian 13's Nix 2.26: the real one, for what a guest runs of Nix.
+    nix = self.trixiePackage "nix-trixie" [ "bin/nix" "bin/nix-store" "bin/nix-env" ];
     libvirt = self.runCommand "libvirt-model" { } "mkdir -p $out/bin";
     lxc = self.runCommand "lxc-model" { } "mkdir -p $out/bin";
     virtiofsd = self.runCommand "virtiofsd-model" { } "mkdir -p $out/bin";

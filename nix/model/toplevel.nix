@@ -306,13 +306,14 @@ let
       acpid -f -c /run/acpi -l /dev/null -p /run/acpid.pid &
     ''}
     ${lib.optionalString (lib.elem "standin.stay" config.boot.kernelParams) ''
-      # Keep running until asked to stop (LXC sends SIGPWR to init), and
-      # answer on port 22.
+      # Keep running until asked to stop (LXC and nspawn send SIGRTMIN+3,
+      # signal 37, to a container's init, as systemd expects; machinectl
+      # poweroff SIGRTMIN+4), and answer on port 22.
       printf '#!${busybox}/bin/sh\necho STANDIN-HELLO name=${config.networking.hostName}\n' > /standin-hello
       chmod +x /standin-hello
       nc -ll -p 22 -e /standin-hello 2>/dev/null &
-      trap 'echo STANDIN-STOPPING; exit 0' PWR TERM INT
-      ${lib.optionalString (lib.elem "standin.deaf" config.boot.kernelParams) "trap '' PWR"}
+      trap 'echo STANDIN-STOPPING; exit 0' 37 38 PWR TERM INT
+      ${lib.optionalString (lib.elem "standin.deaf" config.boot.kernelParams) "trap '' 37 38 PWR"}
       while true; do sleep 1; done
     ''}
     if [ -z "''${container:-}" ]; then sync; poweroff -f; fi
@@ -331,13 +332,13 @@ in
     nix.package = lib.mkDefault pkgs.nix;
     system.build.toplevel = checked (pkgs.runCommand "nixos-system-${config.system.name}-${config.system.nixos.label}" { } ''
       mkdir -p $out/bin $out/sw
-      ln -s ${stage2} $out/init
+      ln -s ${if config.system.standin.systemd then config.system.build.standinSystemdInit else stage2} $out/init
       ln -s ${pkgs.standinKernel} $out/kernel
       ln -s ${initrd} $out/initrd
       echo -n ${q (lib.concatStringsSep " " config.boot.kernelParams)} > $out/kernel-params
       echo -n ${q label} > $out/nixos-version
       ln -s ${switchToConfiguration} $out/bin/switch-to-configuration
-      ln -s ${busybox}/bin $out/sw/bin
+      ln -s ${if config.system.standin.systemd then "${config.system.build.standinSystemdPath}/bin" else "${busybox}/bin"} $out/sw/bin
     '');
   };
 }

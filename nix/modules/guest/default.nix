@@ -80,9 +80,14 @@ in
         after = [ "local-fs.target" ];
         unitConfig.ConditionPathExists = "/${layout.registration}";
         serviceConfig = { Type = "oneshot"; RemainAfterExit = true; };
-        script = ''
-          ${config.nix.package.out}/bin/nix-store --load-db < /${layout.registration}
-          ${config.nix.package.out}/bin/nix-env -p /nix/var/nix/profiles/system --set /run/current-system
+        # Nix, run as root on a read-only store, first remounts it
+        # writable, which a container's root may not do to the bind its
+        # host locked (nor should it). Loading the registration writes only
+        # the database: told that the store's files are in an empty
+        # directory of its own, Nix remounts nothing.
+        script = let store = lib.optionalString config.boot.isContainer " --store local?real=/run/miniguest-register"; in ''
+          ${config.nix.package.out}/bin/nix-store${store} --load-db < /${layout.registration}
+          ${config.nix.package.out}/bin/nix-env${store} -p /nix/var/nix/profiles/system --set /run/current-system
         '';
       };
     }

@@ -183,6 +183,16 @@ impl Container<'_> {
             )?;
         }
         c.set("lxc.init.cmd", format!("/{}", files::INIT))?;
+        // A NixOS guest's init is systemd: SIGRTMIN+3 shuts it down (LXC's
+        // default, SIGPWR, only starts sigpwr.target).
+        c.set("lxc.signal.halt", "SIGRTMIN+3")?;
+        if self.idmap.is_some() {
+            // Raw I/O is the host's alone, whatever a mapped root holds;
+            // without the capability systemd skips what needs it (mounting
+            // debugfs, which a user namespace may not), as under nspawn,
+            // rather than failing it.
+            c.set("lxc.cap.drop", "sys_rawio")?;
+        }
         if spec.interfaces.is_empty() {
             c.set("lxc.net.0.type", "empty")?;
         }

@@ -216,6 +216,7 @@ impl MachineModel {
             "systemd-nspawn".into(),
             format!("--machine={}", self.name),
             format!("--directory={}", path_str(&self.root)?),
+            "--kill-signal=SIGRTMIN+3".into(),
         ];
         // Without systemd as the host's init there is no machined to
         // register with.
@@ -259,6 +260,10 @@ impl MachineModel {
         u.section("Exec")?;
         u.set("Boot", "no")?;
         u.set("Parameters", &self.init)?;
+        // A NixOS guest's init is systemd: SIGRTMIN+3 shuts it down, where
+        // nspawn would otherwise pass its SIGTERM on (which systemd takes
+        // as "re-execute").
+        u.set("KillSignal", "SIGRTMIN+3")?;
         match self.private_users {
             Some(map) => u.set("PrivateUsers", format!("{}:{}", map.uid_start, map.count))?,
             None => u.set("PrivateUsers", "no")?,
@@ -285,10 +290,12 @@ impl MachineModel {
     }
 }
 
-/// The host directories a machine needs: its root (with the `usr/` nspawn
-/// insists on) and its volumes.
+/// The host directories a machine needs, handed to its mapped root: its
+/// root, `usr/` (which nspawn insists on), `nix/` (where a NixOS guest's
+/// Nix keeps its database and profiles beside the store nspawn binds in)
+/// and its volumes.
 fn directories(spec: &GuestSpec) -> Vec<PathBuf> {
-    let mut dirs = vec![root(spec), root(spec).join("usr")];
+    let mut dirs = vec![root(spec), root(spec).join("usr"), root(spec).join("nix")];
     dirs.extend(container::volume_directories(spec));
     dirs
 }

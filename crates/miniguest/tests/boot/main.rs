@@ -16,3 +16,4 @@ mod lxc;
 mod nspawn;
 mod qemu;
 mod store_view;
+mod systemd;

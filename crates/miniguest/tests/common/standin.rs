@@ -93,11 +93,22 @@ pub fn unique_name(prefix: &str) -> String {
 /// A test environment whose flake is the stand-in guest, assembled by the
 /// same script the demo uses.
 pub fn env() -> TestEnv {
+    laid_out(false)
+}
+
+/// The same, with what the systemd stand-in runs: Debian's systemd and Nix.
+pub fn systemd_env() -> TestEnv {
+    laid_out(true)
+}
+
+fn laid_out(systemd: bool) -> TestEnv {
     let staging = tempfile::tempdir().unwrap();
-    let out = Command::new(repo_root().join("scripts/standin-flake.sh"))
-        .arg(staging.path())
-        .output()
-        .unwrap();
+    let mut script = Command::new(repo_root().join("scripts/standin-flake.sh"));
+    script.arg(staging.path());
+    if systemd {
+        script.env("MINIGUEST_STANDIN_SYSTEMD", "1");
+    }
+    let out = script.output().unwrap();
     assert!(
         out.status.success(),
         "standin-flake.sh: {}",

@@ -1,0 +1,218 @@
+//! The systemd stand-in: Debian's real systemd 257 as the container's PID
+//! 1, with NixOS's unit set, configured by the guest module through the
+//! model. What the tests read is what systemd itself says: its state, the
+//! credentials it imported, its own shutdown.
+
+use std::io::{BufRead, BufReader};
+use std::time::{Duration, Instant};
+
+use crate::common::standin::{self, missing, unique_name};
+use crate::common::{sha256_hex, stderr, stdout, TestEnv};
+use crate::helpers::*;
+
+/// A credential file for each name the stand-in declares, and the
+/// `--credential` options naming them; the hash of each value.
+fn credentials(env: &TestEnv) -> (Vec<String>, Vec<(String, String)>) {
+    let dir = env.path("secrets");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut args = vec![];
+    let mut hashes = vec![];
+    for name in ["api-token", "ssh-host-key"] {
+        let value = format!("{name}-{}", unique_name("value"));
+        let path = dir.join(name);
+        std::fs::write(&path, &value).unwrap();
+        args.push("--credential".to_owned());
+        args.push(format!("{name}={}", path.display()));
+        hashes.push((name.to_owned(), sha256_hex(value.as_bytes())));
+    }
+    (args, hashes)
+}
+
+/// The stand-in `attr` installed with the systemd stand-in's programs and
+/// defined as an LXC container in its own LXC path, with credentials.
+fn systemd_container(
+    attr: &str,
+) -> Option<(TestEnv, String, std::path::PathBuf, Vec<(String, String)>)> {
+    if !lxc_ready() {
+        return None;
+    }
+    let env = standin::systemd_env();
+    let name = unique_name(attr);
+    install(&env, attr, &name);
+    let (args, hashes) = credentials(&env);
+    let log = env.path("console.log");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let lxcpath = env.path("lxc");
+    let declares = attr == "ctsd";
+    lxc_define_with(
+        &env,
+        &name,
+        &lxcpath,
+        &log,
+        if declares { &args } else { &[] },
+    );
+    Some((env, name, log, hashes))
+}
+
+/// In an unprivileged LXC container (root mapped), real systemd boots
+/// NixOS's unit set with no failed unit: `start --wait` returns when systemd
+/// says `running`, it lists the host's credentials as system credentials
+/// with their values, the guest's Nix has its closure registered, and
+/// `stop` shuts it down through systemd within seconds.
+#[test]
+fn lxc_runs_real_systemd_to_running() {
+    let Some((env, name, log, hashes)) = systemd_container("ctsd") else {
+        return;
+    };
+    let out = env.run(&["start", &name, "--wait=120"]);
+    let console = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{}\n{}\n{}",
+        stdout(&out),
+        stderr(&out),
+        console()
+    );
+    assert!(stdout(&out).contains("is ready"), "{}", stdout(&out));
+    let state = exec_in(&env, &name, &["systemctl", "is-system-running"]);
+    assert_eq!(stdout(&state).trim(), "running", "{}", console());
+
+    let listed = exec_in(
+        &env,
+        &name,
+        &["systemd-creds", "--system", "list", "--no-legend"],
+    );
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    for (cred, hash) in &hashes {
+        assert!(
+            stdout(&listed).contains(cred.as_str()),
+            "{}",
+            stdout(&listed)
+        );
+        let value = exec_in(&env, &name, &["systemd-creds", "--system", "cat", cred]);
+        assert!(value.status.success(), "{}", stderr(&value));
+        assert_eq!(&sha256_hex(&value.stdout), hash, "credential {cred}");
+    }
+    // The guest module's registration ran through the guest's real Nix.
+    let registered = exec_in(
+        &env,
+        &name,
+        &[
+            "nix-store",
+            "--store",
+            "local?real=/run/miniguest-register",
+            "-q",
+            "--references",
+            "/run/current-system",
+        ],
+    );
+    assert!(
+        registered.status.success() && !registered.stdout.is_empty(),
+        "{}",
+        stderr(&registered)
+    );
+
+    let asked = Instant::now();
+    let out = env.run(&["stop", &name, "--timeout", "30"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "stopping took {:?}",
+        asked.elapsed()
+    );
+    let log = console();
+    assert!(log.contains("Reached target halt.target"), "{log}");
+    assert!(!log.contains("timed out"), "{log}");
+    assert_eq!(status(&env, &name)["state"], "stopped");
+}
+
+/// A unit of the guest's own that fails: systemd says `degraded`, and
+/// `start --wait` says so and fails.
+#[test]
+fn start_wait_reports_degraded_when_a_unit_of_the_guest_fails() {
+    let Some((env, name, log, _)) = systemd_container("ctsdfail") else {
+        return;
+    };
+    let out = env.run(&["start", &name, "--wait=120"]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(stderr(&out).contains("degraded"), "{}", stderr(&out));
+    let failed = exec_in(&env, &name, &["systemctl", "--failed", "--no-legend"]);
+    assert!(
+        stdout(&failed).contains("standin-broken.service"),
+        "{}\n{}",
+        stdout(&failed),
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert_eq!(status(&env, &name)["readiness"], "degraded");
+    let out = env.run(&["stop", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Under systemd-nspawn, with the settings `create -t nspawn --define`
+/// writes: systemd boots to multi-user.target with no failed unit (the
+/// guest's Nix registers its closure under the machine's own `nix/`), and
+/// nspawn's own stop (SIGTERM, passed on as SIGRTMIN+3, the settings'
+/// KillSignal=) shuts it down through systemd.
+#[test]
+fn nspawn_runs_real_systemd() {
+    if !lxc_ready() || missing(&[("systemd-nspawn", standin::which("systemd-nspawn"))]).is_some() {
+        return;
+    }
+    let env = standin::systemd_env();
+    let name = unique_name("ctsd");
+    install(&env, "ctsdplain", &name);
+    let _settings = NspawnSettings::of(&name);
+    let out = nspawn_define(&env, &name, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let image = env.path("machines").join(&name).canonicalize().unwrap();
+    // Its console and its own messages, in the order they came.
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"exec systemd-nspawn --quiet --settings=trusted --register=no --keep-unit --machine="$1" --directory="$2" 2>&1"#)
+        .args(["sh", &name, image.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let reader = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in reader.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = vec![];
+    let deadline = Instant::now() + BOOT_TIMEOUT;
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        let reached = line.contains("Reached target") && line.contains("multi-user.target");
+        lines.push(line);
+        if reached {
+            break;
+        }
+    }
+    let booted = lines.join("\n");
+    let stopping = Instant::now();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    lines.extend(rx.iter());
+    let text = lines.join("\n");
+    assert!(status.success(), "nspawn: {status:?}\n{text}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "took {:?}\n{text}",
+        stopping.elapsed()
+    );
+    assert!(
+        booted.contains("Reached target") && booted.contains("multi-user.target"),
+        "{text}"
+    );
+    // Until it is asked to stop; a container's shutdown then fails to
+    // unmount what its manager mounted, as any container's does.
+    assert!(!booted.contains("FAILED"), "{booted}");
+    assert!(text.contains("Halting system"), "{text}");
+}

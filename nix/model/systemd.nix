@@ -1,0 +1,235 @@
+# systemd as NixOS sets it up (nixos/modules/system/boot/systemd.nix and
+# the journald and tmpfiles modules), for the systemd stand-in: the
+# upstream units NixOS enables, linked from systemd's package into
+# /etc/systemd/system with the `.wants` of the targets it takes over, the
+# units the configuration declares (`systemd.services`), written as NixOS's
+# systemd-lib writes them, and `systemd.suppressedSystemUnits` left out.
+# The package is Debian's systemd (see pkgs.nix), so what the real
+# program makes of these units is what the tests see.
+{ config, lib, pkgs, ... }:
+let
+  inherit (lib) mkOption types;
+  cfg = config.systemd;
+  busybox = pkgs.busybox;
+
+  # systemd.nix's upstreamSystemUnits, for a package built as Debian
+  # builds it (no utmp, no cryptsetup targets in a container), adjusted as
+  # container-config.nix and systemd.nix do for boot.isContainer.
+  upstreamSystemUnits = [
+    "basic.target" "sysinit.target" "sockets.target" "exit.target" "graphical.target"
+    "multi-user.target" "network.target" "network-pre.target" "network-online.target"
+    "nss-lookup.target" "nss-user-lookup.target" "time-set.target" "time-sync.target"
+    "first-boot-complete.target" "sigpwr.target" "timers.target" "paths.target" "rpcbind.target"
+    "rescue.target" "rescue.service" "debug-shell.service"
+    "systemd-udevd-control.socket" "systemd-udevd-kernel.socket" "systemd-udevd-varlink.socket"
+    "systemd-udevd.service"
+  ] ++ lib.optional (!config.boot.isContainer) "systemd-udev-trigger.service" ++ [
+    "sound.target" "bluetooth.target" "printer.target" "smartcard.target"
+    "systemd-modules-load.service" "kmod-static-nodes.service" "modprobe@.service"
+    "systemd-fsck@.service" "systemd-fsck-root.service" "systemd-growfs@.service"
+    "systemd-growfs-root.service" "systemd-remount-fs.service" "systemd-pstore.service"
+    "local-fs.target" "local-fs-pre.target" "remote-fs.target" "remote-fs-pre.target"
+    "swap.target" "dev-hugepages.mount" "dev-mqueue.mount" "sys-fs-fuse-connections.mount"
+  ] ++ lib.optional (!config.boot.isContainer) "sys-kernel-config.mount" ++ [
+    "sys-kernel-debug.mount" "sys-kernel-tracing.mount" "systemd-random-seed.service"
+    "systemd-backlight@.service" "systemd-rfkill.service" "systemd-rfkill.socket"
+    "boot-complete.target" "hibernate.target" "suspend.target" "suspend-then-hibernate.target"
+    "sleep.target" "hybrid-sleep.target" "systemd-hibernate.service" "systemd-hybrid-sleep.service"
+    "systemd-suspend.service" "systemd-suspend-then-hibernate.service"
+    "reboot.target" "systemd-reboot.service" "poweroff.target" "systemd-poweroff.service"
+    "halt.target" "systemd-halt.service" "shutdown.target" "umount.target" "final.target"
+    "kexec.target" "systemd-kexec.service" "soft-reboot.target" "systemd-soft-reboot.service"
+    "systemd-ask-password-console.path" "systemd-ask-password-console.service"
+    "systemd-ask-password-wall.path" "systemd-ask-password-wall.service"
+    "systemd-ask-password@.service" "systemd-ask-password.socket"
+    "systemd-creds@.service" "systemd-creds.socket"
+    "slices.target" "systemd-sysctl.service" "systemd-machine-id-commit.service"
+    "systemd-exit.service" "systemd-update-done.service"
+    "systemd-initctl.socket" "systemd-initctl.service"
+    "container-getty@.service" "console-getty.service" "getty.target" "getty-pre.target"
+    "serial-getty@.service" "getty@.service"
+  ];
+  upstreamSystemWants = [
+    "sysinit.target.wants" "sockets.target.wants" "local-fs.target.wants"
+    "multi-user.target.wants" "timers.target.wants"
+  ];
+
+  # nixos/lib/systemd-lib.nix: a unit option's value in a unit file.
+  value = v: if builtins.isBool v then lib.boolToString v else toString v;
+  section = name: attrs: "[${name}]\n" + lib.concatStrings (lib.mapAttrsToList
+    (k: v: lib.concatMapStrings (x: "${k}=${value x}\n") (lib.toList v)) attrs);
+  serviceUnit = name: svc:
+    let
+      start = pkgs.writeScript "unit-script-${name}-start" ''
+        #!${busybox}/bin/sh
+        set -e
+        ${svc.script}
+      '';
+      stop = pkgs.writeScript "unit-script-${name}-stop" ''
+        #!${busybox}/bin/sh
+        ${svc.preStop}
+      '';
+      deps = lib.filterAttrs (_: v: v != [ ]) {
+        After = svc.after; Before = svc.before; Wants = svc.wants;
+        Requires = svc.requires; Conflicts = svc.conflicts;
+      };
+    in
+    pkgs.writeText "${name}.service" (
+      section "Unit" ({ Description = svc.description; } // deps // svc.unitConfig)
+      + section "Service" ({
+        Environment = "PATH=${lib.makeBinPath ([ busybox cfg.package ] ++ svc.path)}";
+      } // lib.optionalAttrs (svc.script != "") { ExecStart = "${start}"; }
+        // lib.optionalAttrs (svc.preStop != "") { ExecStop = "${stop}"; }
+        // svc.serviceConfig));
+  declared = lib.filterAttrs (_: s: s.enable) config.systemd.services;
+
+  # What NixOS's activation puts in /etc that systemd reads: os-release,
+  # the users and groups of nixos/modules/misc/ids.nix that systemd's
+  # units and tmpfiles name, and systemd's units and generators.
+  etc = pkgs.runCommand "etc" {
+    osRelease = ''
+      NAME=NixOS
+      ID=nixos
+      VERSION_ID="${config.system.nixos.label}"
+      PRETTY_NAME="NixOS ${config.system.nixos.label} (Miniguest systemd stand-in)"
+    '';
+    passwd = ''
+      root:x:0:0:System administrator:/root:/bin/sh
+      nobody:x:65534:65534:Unprivileged account (don't use!):/var/empty:/run/current-system/sw/bin/nologin
+    '';
+    group = lib.concatMapStrings (g: "${g}
+") [
+      "root:x:0:" "wheel:x:1:" "kmem:x:2:" "tty:x:3:" "messagebus:x:4:" "disk:x:6:"
+      "audio:x:17:" "floppy:x:18:" "uucp:x:19:" "lp:x:20:" "cdrom:x:24:" "tape:x:25:"
+      "video:x:26:" "dialout:x:27:" "utmp:x:29:" "systemd-journal:x:62:" "keys:x:96:"
+      "users:x:100:" "input:x:174:" "kvm:x:302:" "render:x:303:" "sgx:x:304:" "nogroup:x:65534:"
+    ];
+    passAsFile = [ "osRelease" "passwd" "group" ];
+  } ''
+    mkdir -p $out
+    cp "$osReleasePath" $out/os-release
+    cp "$passwdPath" $out/passwd
+    cp "$groupPath" $out/group
+    echo ${lib.escapeShellArg config.networking.hostName} > $out/hostname
+    ln -s ${config.system.build.etcSystemd} $out/systemd
+  '';
+
+  # NixOS's stage 2 init, for Debian's systemd: the kernel's file systems
+  # where no container manager gave them, a fresh /run, /etc as
+  # activation leaves it, then systemd as PID 1. Debian built systemd for
+  # /usr, so its compiled-in paths lead into the package, all but its unit
+  # and generator directories: the units are NixOS's, in /etc/systemd.
+  init = pkgs.writeScript "stage-2-init-systemd" ''
+    #!${busybox}/bin/sh
+    export PATH=${busybox}/bin
+    mounted() { grep -q "^[^ ]* $1 " /proc/mounts 2>/dev/null; }
+    mkdir -p /proc /sys /dev /run /tmp /etc /var /root /usr/bin /usr/lib/systemd
+    mounted /proc || mount -t proc proc /proc
+    mounted /sys || mount -t sysfs sysfs /sys
+    mounted /dev || mount -t devtmpfs devtmpfs /dev
+    if mounted /run; then
+      mount -o remount,nosuid,nodev /run
+    else
+      mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
+    fi
+    chmod 1777 /tmp
+    ln -sfn "$(dirname "$(readlink /boot/init)")" /run/current-system
+    ln -sfn ${etc} /etc/static
+    for f in os-release passwd group hostname systemd; do
+      rm -rf "/etc/$f"
+      ln -s "/etc/static/$f" "/etc/$f"
+    done
+    [ -e /etc/machine-id ] || : > /etc/machine-id
+    for e in ${cfg.package}/lib/systemd/*; do
+      case "''${e##*/}" in
+        system|system-generators|system-preset|user|user-generators|user-preset|network) ;;
+        *) ln -sfn "$e" /usr/lib/systemd/ ;;
+      esac
+    done
+    rm -rf /usr/bin
+    mkdir -p /usr/bin
+    for b in ${cfg.package}/bin/* ${busybox}/bin/*; do
+      [ -e "/usr/bin/''${b##*/}" ] || ln -s "$b" /usr/bin/
+    done
+    [ -e /bin ] || ln -s usr/bin /bin
+    [ -e /sbin ] || ln -s usr/bin /sbin
+    exec ${cfg.package}/lib/systemd/systemd
+  '';
+in
+{
+  options = {
+    systemd.package = mkOption { type = types.package; default = pkgs.systemd; };
+    systemd.additionalUpstreamSystemUnits = mkOption { type = types.listOf types.str; default = [ ]; };
+    systemd.suppressedSystemUnits = mkOption { type = types.listOf types.str; default = [ ]; };
+    # The model's own switch: the stand-in's stage 2 runs this systemd as
+    # PID 1, rather than the busybox script that reports and stops.
+    system.standin.systemd = mkOption { type = types.bool; default = false; internal = true; };
+  };
+
+  config = {
+    systemd.additionalUpstreamSystemUnits = [
+      # journald.nix
+      "systemd-journald.socket" "systemd-journald@.socket" "systemd-journald-varlink@.socket"
+      "systemd-journald.service" "systemd-journald@.service" "systemd-journal-flush.service"
+      "systemd-journal-catalog-update.service" "systemd-journald-sync@.service"
+      "systemd-journald-audit.socket" "systemd-journald-dev-log.socket"
+      "systemd-journalctl.socket" "systemd-journalctl@.service"
+      # tmpfiles.nix
+      "systemd-tmpfiles-clean.service" "systemd-tmpfiles-clean.timer"
+      "systemd-tmpfiles-setup-dev-early.service" "systemd-tmpfiles-setup-dev.service"
+      "systemd-tmpfiles-setup.service"
+    ];
+
+    system.build.standinSystemdInit = init;
+    # The system's programs, as environment.systemPackages gathers them.
+    system.build.standinSystemdPath = pkgs.runCommand "system-path" { } ''
+      mkdir -p $out/bin
+      for b in ${cfg.package}/bin/* ${config.nix.package}/bin/* ${busybox}/bin/*; do
+        [ -e "$out/bin/''${b##*/}" ] || ln -s "$b" $out/bin/
+      done
+    '';
+
+    system.build.etcSystemd = pkgs.runCommand "etc-systemd" {
+      units = lib.subtractLists cfg.suppressedSystemUnits (upstreamSystemUnits ++ cfg.additionalUpstreamSystemUnits);
+      wantsDirs = upstreamSystemWants;
+      declared = lib.concatStrings (lib.mapAttrsToList (name: svc: "${name}.service ${serviceUnit name svc}\n") declared);
+      wanted = lib.concatStrings (lib.mapAttrsToList
+        (name: svc: lib.concatMapStrings (t: "${t}.wants ${name}.service\n") svc.wantedBy
+          + lib.concatMapStrings (t: "${t}.requires ${name}.service\n") svc.requiredBy)
+        declared);
+    } ''
+      up=${cfg.package}/lib/systemd/system
+      out_units=$out/system
+      mkdir -p $out_units
+      for u in $units; do
+        if [ -e "$up/$u" ]; then ln -s "$up/$u" "$out_units/$u"; fi
+      done
+      # The targets' own wants, for what is enabled.
+      for w in $wantsDirs; do
+        [ -d "$up/$w" ] || continue
+        mkdir -p "$out_units/$w"
+        for e in "$up/$w"/*; do
+          n=$(basename "$e")
+          if [ -e "$out_units/$n" ] || [ -e "$out_units/''${n%%@*}@.''${n##*.}" ]; then ln -s "$up/$w/$n" "$out_units/$w/$n"; fi
+        done
+      done
+      printf '%s' "$declared" | while read -r name file; do
+        [ -n "$name" ] || continue
+        ln -sfn "$file" "$out_units/$name"
+      done
+      printf '%s' "$wanted" | while read -r dir name; do
+        [ -n "$dir" ] || continue
+        mkdir -p "$out_units/$dir"
+        ln -sfn "../$name" "$out_units/$dir/$name"
+      done
+      ln -s multi-user.target "$out_units/default.target"
+      mkdir -p $out/system-generators
+      for g in ${cfg.package}/lib/systemd/system-generators/*; do
+        case "$(basename "$g")" in
+          systemd-sysv-generator|systemd-rc-local-generator) ;;
+          *) ln -s "$g" "$out/system-generators/" ;;
+        esac
+      done
+    '';
+  };
+}
