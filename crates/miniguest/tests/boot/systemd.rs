@@ -28,11 +28,19 @@ fn credentials(env: &TestEnv) -> (Vec<String>, Vec<(String, String)>) {
     (args, hashes)
 }
 
+/// A systemd stand-in defined as an LXC container.
+struct Container {
+    env: TestEnv,
+    name: String,
+    log: std::path::PathBuf,
+    /// Each credential it was given, with the hash of its value.
+    hashes: Vec<(String, String)>,
+}
+
 /// The stand-in `attr` installed with the systemd stand-in's programs and
-/// defined as an LXC container in its own LXC path, with credentials.
-fn systemd_container(
-    attr: &str,
-) -> Option<(TestEnv, String, std::path::PathBuf, Vec<(String, String)>)> {
+/// defined as an LXC container in its own LXC path, with credentials if it
+/// declares them.
+fn systemd_container(attr: &str) -> Option<Container> {
     if !lxc_ready() {
         return None;
     }
@@ -51,7 +59,12 @@ fn systemd_container(
         &log,
         if declares { &args } else { &[] },
     );
-    Some((env, name, log, hashes))
+    Some(Container {
+        env,
+        name,
+        log,
+        hashes,
+    })
 }
 
 /// In an unprivileged LXC container (root mapped), real systemd boots
@@ -61,7 +74,13 @@ fn systemd_container(
 /// `stop` shuts it down through systemd within seconds.
 #[test]
 fn lxc_runs_real_systemd_to_running() {
-    let Some((env, name, log, hashes)) = systemd_container("ctsd") else {
+    let Some(Container {
+        env,
+        name,
+        log,
+        hashes,
+    }) = systemd_container("ctsd")
+    else {
         return;
     };
     let out = env.run(&["start", &name, "--wait=120"]);
@@ -130,7 +149,7 @@ fn lxc_runs_real_systemd_to_running() {
 /// `start --wait` says so and fails.
 #[test]
 fn start_wait_reports_degraded_when_a_unit_of_the_guest_fails() {
-    let Some((env, name, log, _)) = systemd_container("ctsdfail") else {
+    let Some(Container { env, name, log, .. }) = systemd_container("ctsdfail") else {
         return;
     };
     let out = env.run(&["start", &name, "--wait=120"]);
