@@ -97,7 +97,8 @@ if [ "${1:-}" = --chrooted ]; then
     libvirt::libvirt_boots_a_writable_virtiofs_share \
     qemu::qemu_virtiofs_run_and_printed_command \
     lxc::lxc_container_with_mapped_root_boots_and_cannot_write_the_store \
-    nspawn::nspawn_define_writes_settings_systemd_nspawn_boots
+    nspawn::nspawn_define_writes_settings_systemd_nspawn_boots \
+    systemd::lxc_runs_real_systemd_to_running
   echo "fresh-root: the test command refuses a setup that changes /etc/nix/nix.conf"
   if out=$(bash scripts/checked-setup.sh sh -c 'mkdir -p /etc/nix && echo "# changed by setup" >> /etc/nix/nix.conf' 2>&1); then
     echo "fresh-root: a setup that changed /etc/nix/nix.conf was accepted" >&2
