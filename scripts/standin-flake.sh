@@ -58,7 +58,7 @@ for lib in $(ldd "$ga_root/usr/sbin/qemu-ga" | awk '/=>/ {print $3} /ld-linux/ {
 done
 
 # The systemd stand-in's programs (MINIGUEST_STANDIN_SYSTEMD=1): Debian
-# 13's systemd, util-linux's mount and Nix, with their libraries and
+# 13's systemd, util-linux's mount and agetty, and Nix, with their libraries and
 # loader, as trixie-tools.sh unpacked them. The model's pkgs.systemd and
 # pkgs.nix put them in the store and point them at their libraries.
 if [ -n "${MINIGUEST_STANDIN_SYSTEMD:-}" ]; then
@@ -69,6 +69,7 @@ if [ -n "${MINIGUEST_STANDIN_SYSTEMD:-}" ]; then
   for b in systemctl journalctl systemd-creds systemd-tmpfiles systemd-escape systemd-run busctl mount umount nix; do
     cp -a "$trixie/usr/bin/$b" "$t/bin/"
   done
+  cp -a "$trixie/usr/sbin/agetty" "$t/bin/"
   ln -s nix "$t/bin/nix-store"
   ln -s nix "$t/bin/nix-env"
   find "$trixie/usr/lib/x86_64-linux-gnu" "$trixie/usr/lib/x86_64-linux-gnu/systemd" -maxdepth 1 -name '*.so*' \

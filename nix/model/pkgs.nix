@@ -100,7 +100,8 @@ let
     '';
     systemd = self.trixiePackage "systemd-trixie" [ "lib/systemd" "bin/systemctl" "bin/journalctl"
       "bin/systemd-creds" "bin/systemd-tmpfiles" "bin/systemd-escape" "bin/systemd-run"
-      "bin/busctl" "bin/mount" "bin/umount" ];
+      "bin/busctl" ];
+    util-linux = self.trixiePackage "util-linux-trixie" [ "bin/mount" "bin/umount" "bin/agetty" ];
     standinKernel = self.runCommand "linux-standin" { } "cp ${files.kernel} $out";
     standinModules = files.modules;
     # Debian 13's Nix 2.26: the real one, for what a guest runs of Nix.

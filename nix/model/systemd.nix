@@ -148,12 +148,43 @@ let
     done
     rm -rf /usr/bin
     mkdir -p /usr/bin
-    for b in ${cfg.package}/bin/* ${busybox}/bin/*; do
+    for b in ${cfg.package}/bin/* ${pkgs.util-linux}/bin/* ${busybox}/bin/*; do
       [ -e "/usr/bin/''${b##*/}" ] || ln -s "$b" /usr/bin/
     done
     [ -e /bin ] || ln -s usr/bin /bin
     [ -e /sbin ] || ln -s usr/bin /sbin
     exec ${cfg.package}/lib/systemd/systemd
+  '';
+
+  # switch-to-configuration, as NixOS's does it for a unit change: the new
+  # /etc, the manager reloaded, then the units multi-user.target wants
+  # started if new, restarted if changed, stopped (and forgotten, if they
+  # had failed) if gone. Like NixOS's, it exits 4 when a unit failed.
+  switch = pkgs.writeScript "switch-to-configuration" ''
+    #!${busybox}/bin/sh
+    export PATH=${busybox}/bin:${cfg.package}/bin
+    case "$1" in switch|test) ;; *) echo "usage: $0 switch|test" >&2; exit 1 ;; esac
+    toplevel=$(dirname "$(dirname "$0")")
+    old=$(readlink -f /etc/static)
+    new=${etc}
+    wants() { ls "$1/systemd/system/multi-user.target.wants" 2>/dev/null; }
+    ln -sfn "$new" /etc/static
+    ln -sfn "$toplevel" /run/current-system
+    systemctl daemon-reload
+    rc=0
+    for u in $(wants "$old"); do
+      wants "$new" | grep -qx "$u" && continue
+      systemctl stop "$u" || rc=4
+      systemctl reset-failed "$u" 2>/dev/null || true
+    done
+    for u in $(wants "$new"); do
+      if ! wants "$old" | grep -qx "$u"; then
+        systemctl start "$u" || rc=4
+      elif [ "$(readlink -f "$old/systemd/system/$u")" != "$(readlink -f "$new/systemd/system/$u")" ]; then
+        systemctl restart "$u" || rc=4
+      fi
+    done
+    exit $rc
   '';
 in
 {
@@ -181,10 +212,11 @@ in
     ];
 
     system.build.standinSystemdInit = init;
+    system.build.standinSystemdSwitch = switch;
     # The system's programs, as environment.systemPackages gathers them.
     system.build.standinSystemdPath = pkgs.runCommand "system-path" { } ''
       mkdir -p $out/bin
-      for b in ${cfg.package}/bin/* ${config.nix.package}/bin/* ${busybox}/bin/*; do
+      for b in ${cfg.package}/bin/* ${pkgs.util-linux}/bin/* ${config.nix.package}/bin/* ${busybox}/bin/*; do
         [ -e "$out/bin/''${b##*/}" ] || ln -s "$b" $out/bin/
       done
     '';

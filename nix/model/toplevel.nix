@@ -337,7 +337,7 @@ in
       ln -s ${initrd} $out/initrd
       echo -n ${q (lib.concatStringsSep " " config.boot.kernelParams)} > $out/kernel-params
       echo -n ${q label} > $out/nixos-version
-      ln -s ${switchToConfiguration} $out/bin/switch-to-configuration
+      ln -s ${if config.system.standin.systemd then config.system.build.standinSystemdSwitch else switchToConfiguration} $out/bin/switch-to-configuration
       ln -s ${if config.system.standin.systemd then "${config.system.build.standinSystemdPath}/bin" else "${busybox}/bin"} $out/sw/bin
     '');
   };

@@ -178,7 +178,12 @@ fn finish(
     };
     let failure = match applied {
         Ok(()) => upgrade::check(layout, name, &running, limit).err(),
-        Err(e) => Some(e),
+        // A switch fails when a unit of the new system did not start: what
+        // the guest then says of itself is the rest of the story.
+        Err(e) => Some(match upgrade::check(layout, name, &running, limit) {
+            Err(state) => e.context(format!("{state:#}")),
+            Ok(()) => e,
+        }),
     };
     let Some(why) = failure else {
         println!("{name}: ready");

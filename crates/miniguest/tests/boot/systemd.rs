@@ -235,3 +235,78 @@ fn nspawn_runs_real_systemd() {
     assert!(!booted.contains("FAILED"), "{booted}");
     assert!(text.contains("Halting system"), "{text}");
 }
+
+/// When PID 1 started: the same across a switch, new after a reboot (a
+/// container shares the host's boot id).
+fn init_started(env: &TestEnv, name: &str) -> String {
+    let out = exec_in(env, name, &["cut", "-d", " ", "-f", "22", "/proc/1/stat"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).trim().to_owned()
+}
+
+fn set_unit(env: &TestEnv, unit: &str) {
+    let params = serde_json::json!({ "version": "1", "unit": unit });
+    std::fs::write(env.flake_dir().join("params.json"), params.to_string()).unwrap();
+}
+
+/// `upgrade --switch` to a generation that adds a unit: the guest's
+/// switch-to-configuration, through real systemctl, starts it in the
+/// running container, which is not restarted. A checked switch to one
+/// whose unit fails: systemd says degraded, and the guest and its profile
+/// are put back.
+#[test]
+fn upgrade_switch_starts_a_new_unit_and_rolls_back_a_failing_one() {
+    let Some(Container { env, name, log, .. }) = systemd_container("ctsd") else {
+        return;
+    };
+    let console = || std::fs::read_to_string(&log).unwrap_or_default();
+    let out = env.run(&["start", &name, "--wait=120"]);
+    assert!(out.status.success(), "{}\n{}", stderr(&out), console());
+    let started = init_started(&env, &name);
+
+    set_unit(&env, "starts");
+    let out = env.run(&["upgrade", "--switch", "--wait=60", &name]);
+    assert!(out.status.success(), "{}\n{}", stderr(&out), console());
+    assert!(
+        stdout(&out).contains("without a reboot"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        init_started(&env, &name),
+        started,
+        "the container restarted"
+    );
+    let active = exec_in(&env, &name, &["systemctl", "is-active", "standin-added"]);
+    assert_eq!(stdout(&active).trim(), "active", "{}", console());
+    let switched = env.current_output(&name);
+
+    set_unit(&env, "fails");
+    let out = env.run(&["upgrade", "--switch", "--wait=60", &name]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("failed its check")
+            && stderr(&out).contains("reports degraded")
+            && stderr(&out).contains("switch-to-configuration failed")
+            && stderr(&out).contains("(exit status 4)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("rolled back"), "{}", stderr(&out));
+    assert_eq!(
+        env.current_output(&name),
+        switched,
+        "the profile was not put back"
+    );
+    assert_eq!(
+        init_started(&env, &name),
+        started,
+        "the container restarted"
+    );
+    let state = exec_in(&env, &name, &["systemctl", "is-system-running"]);
+    assert_eq!(stdout(&state).trim(), "running", "{}", console());
+    let active = exec_in(&env, &name, &["systemctl", "is-active", "standin-added"]);
+    assert_eq!(stdout(&active).trim(), "active");
+    let out = env.run(&["stop", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
