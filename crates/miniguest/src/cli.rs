@@ -26,6 +26,21 @@ pub struct Cli {
     #[arg(long, global = true, env = "MINIGUEST_PROFILES_DIR", default_value = DEFAULT_PROFILES_DIR)]
     pub profiles_dir: PathBuf,
 
+    /// Act on this host instead of this machine: [USER@]HOST as ssh knows
+    /// it (`local` is this machine). status and list take several
+    #[arg(
+        long,
+        global = true,
+        env = "MINIGUEST_HOST",
+        value_delimiter = ',',
+        value_name = "[USER@]HOST"
+    )]
+    pub host: Vec<crate::remote::Target>,
+
+    /// status, list: ask the hosts this file names, one a line
+    #[arg(long, global = true, value_name = "FILE")]
+    pub hosts_file: Option<PathBuf>,
+
     /// Log what is run (-v: commands, -vv: everything)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -146,6 +161,13 @@ pub struct InstallArgs {
     pub force: bool,
     /// FLAKEREF[#ATTR]: ATTR names nixosConfigurations.ATTR, or is a full attribute path
     pub source: String,
+    /// Install this output, built elsewhere, rather than building SOURCE
+    /// (what `--host` asks of a host)
+    #[arg(long, hide = true, requires_all = ["origin", "name"], value_name = "STORE_PATH")]
+    pub built: Option<PathBuf>,
+    /// With --built: the flake reference recorded for upgrades, as JSON
+    #[arg(long, hide = true, requires = "built", value_name = "JSON")]
+    pub origin: Option<String>,
     #[command(flatten)]
     pub nix: NixFlags,
 }
@@ -173,6 +195,14 @@ pub struct UpgradeArgs {
     /// it back (profile and guest) if it is not
     #[command(flatten)]
     pub wait: WaitArg,
+    /// Print the flake references the guests were installed from, as
+    /// JSON, and upgrade nothing (what `--host` asks of a host)
+    #[arg(long, hide = true)]
+    pub print_origins: bool,
+    /// Upgrade guest NAME to this output, built elsewhere (what `--host`
+    /// asks of a host; repeatable)
+    #[arg(long, hide = true, value_name = "NAME=STORE_PATH")]
+    pub built: Vec<String>,
     #[command(flatten)]
     pub nix: NixFlags,
 }

@@ -6,7 +6,8 @@
 //! guest across backends); `backend` (one module per hypervisor); and
 //! beneath them `guest` (what Miniguest keeps per guest), `nix` (the Nix
 //! wrapper, store paths, profiles), `contract` (the guest output and its
-//! manifest), `formats` (the writers) and `fs` (atomic file writes).
+//! manifest), `formats` (the writers) and `fs` (atomic file writes). `remote` carries a
+//! command to another host (ssh and Nix's remote store); `commands` uses it.
 
 pub mod backend;
 pub mod cli;
@@ -17,5 +18,6 @@ pub mod formats;
 pub mod fs;
 pub mod guest;
 pub mod nix;
+pub mod remote;
 pub mod service;
 pub mod template;

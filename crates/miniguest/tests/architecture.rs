@@ -7,7 +7,7 @@ use std::path::Path;
 /// From the bottom up; a layer may use the ones before it.
 const LAYERS: &[&[&str]] = &[
     &["fs", "formats"],
-    &["nix"],
+    &["nix", "remote"],
     &["contract"],
     &["guest"],
     &["backend"],

@@ -7,6 +7,7 @@ mod generations;
 mod install;
 mod lifecycle;
 mod list;
+mod on_host;
 mod remove;
 mod rollback;
 mod run;
@@ -22,6 +23,10 @@ use crate::cli::{Cli, Command};
 use crate::guest::{GuestName, Layout};
 
 pub fn run(cli: Cli) -> Result<()> {
+    let hosts = on_host::hosts(&cli)?;
+    if hosts.iter().any(|h| *h != crate::remote::Target::Local) {
+        return on_host::run(cli, hosts);
+    }
     // Links are made to these paths: relative ones would dangle.
     let layout = Layout {
         guests_dir: absolute(&cli.guests_dir)?,
@@ -76,7 +81,7 @@ fn print_bytes(bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn print_json(value: &impl serde::Serialize) -> Result<()> {
+pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;

@@ -35,6 +35,12 @@ pub fn run(layout: &Layout, args: UpgradeArgs) -> Result<()> {
         no_restart: args.no_restart,
         wait: args.wait.limit(),
     };
+    if args.print_origins {
+        return print_origins(layout, &names);
+    }
+    if !args.built.is_empty() {
+        return upgrade_to_built(layout, &names, &args.built, apply);
+    }
     if names.len() == 1 {
         return upgrade_one(layout, &names[0], apply, &nix_args);
     }
@@ -132,6 +138,57 @@ fn open<'a>(layout: &'a Layout, name: &str) -> Result<(LockedGuest<'a>, Installa
         }
     };
     Ok((guest, origin))
+}
+
+/// Where each guest came from, for a machine that builds its upgrades.
+fn print_origins(layout: &Layout, names: &[String]) -> Result<()> {
+    let mut origins = BTreeMap::new();
+    for name in names {
+        let (guest, origin) = open(layout, name).with_context(|| name.clone())?;
+        origins.insert(guest.name.to_string(), origin);
+    }
+    crate::commands::print_json(&origins)
+}
+
+/// Upgrades each guest to the output another machine built and sent
+/// (`--built NAME=STORE_PATH`), with every check a local upgrade makes.
+fn upgrade_to_built(
+    layout: &Layout,
+    names: &[String],
+    built: &[String],
+    apply: Apply,
+) -> Result<()> {
+    let mut outputs = BTreeMap::new();
+    for pair in built {
+        let (name, path) = pair
+            .split_once('=')
+            .with_context(|| format!("--built {pair:?}: expected NAME=STORE_PATH"))?;
+        let out = StorePath::new(path).with_context(|| format!("--built {name}"))?;
+        anyhow::ensure!(
+            out.as_path().exists(),
+            "--built {name}: {out} is not in this store"
+        );
+        outputs.insert(name.to_owned(), out);
+    }
+    let mut failed = 0;
+    for name in names {
+        let result = match outputs.remove(name) {
+            None => Err(anyhow::anyhow!("no output was sent for it")),
+            Some(out) => open(layout, name)
+                .and_then(|(guest, origin)| finish(layout, &guest, &origin, out, apply)),
+        };
+        if let Err(e) = result {
+            if names.len() == 1 {
+                return Err(e);
+            }
+            eprintln!("error: {name}: {e:#}");
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} guests failed to upgrade", names.len());
+    }
+    Ok(())
 }
 
 fn upgrade_one(layout: &Layout, name: &str, apply: Apply, nix_args: &nix::NixArgs) -> Result<()> {

@@ -15,6 +15,11 @@ pub fn quote(word: &str) -> Cow<'_, str> {
     }
 }
 
+/// Joins argv into one shell line, as ssh hands a remote shell a command.
+pub fn join_line(argv: &[String]) -> String {
+    argv.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")
+}
+
 /// Joins argv into one shell line; long commands are split over lines with
 /// a backslash before each option, as people write them by hand.
 pub fn join(argv: &[String]) -> String {

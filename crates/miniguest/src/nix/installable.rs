@@ -12,7 +12,7 @@ const CONFIGS: &str = "nixosConfigurations";
 /// A resolved guest source: the flake reference (local paths made absolute,
 /// so it still means the same thing from another working directory) and the
 /// full attribute path of the guest output.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Installable {
     pub flake: String,

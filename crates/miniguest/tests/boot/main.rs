@@ -15,5 +15,6 @@ mod libvirt;
 mod lxc;
 mod nspawn;
 mod qemu;
+mod remote;
 mod store_view;
 mod systemd;
