@@ -10,6 +10,8 @@
 #   5. day three: start to ready (libvirt, LXC) vs the hypervisor's own start
 #      polled for the console marker; upgrade --switch vs --restart to ready
 #   6. the closure-only store view of 1,000 paths vs the full store's one bind
+#   7. --host: install against nix copy + ssh nix-env --set by hand; a
+#      no-change reinstall (time, bytes sent); status of 3 hosts x 20 guests
 # Run as root on Debian 12.
 set -euo pipefail
 # shellcheck source=scripts/nix-env.sh
@@ -18,7 +20,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 rounds=${BENCH_ROUNDS:-3}
 # BENCH_SECTIONS="2 4" runs only those.
-sections=" ${BENCH_SECTIONS:-1 2 3 4 5 6} "
+sections=" ${BENCH_SECTIONS:-1 2 3 4 5 6 7} "
 want() { [[ "$sections" == *" $1 "* ]]; }
 
 bash scripts/setup-host.sh >/dev/null
@@ -250,4 +252,58 @@ for backend in libvirt lxc; do
   printf '%-8s upgrade --switch to ready %6.2f s   upgrade --restart to ready %6.2f s   switch %.1fx faster (target >= 3)\n' \
     "$backend" "$sw" "$rs" "$(echo "$rs / $sw" | bc -l)"
 done
+fi
+
+if want 7; then
+echo "== 7. another host (--host): a second host on this machine (scripts/second-host.sh)"
+h2=$work/second-host
+host=$(bash scripts/second-host.sh start "$h2")
+trap 'bash scripts/second-host.sh stop "$h2" >/dev/null 2>&1 || true; cleanup' EXIT
+export NIX_SSHOPTS="-F $h2/ssh_config"
+ssh_h2() { ssh -F "$h2/ssh_config" "$host" "$@"; }
+set_version() { printf '{"version":"%s"}\n' "$1" > "$work/flake/params.json"; }
+sent() { cat /sys/class/net/mg2host0/statistics/tx_bytes; }
+out_of() { nix build --no-link --print-out-paths "path:$work/flake#nixosConfigurations.ct.config.system.build.miniguest" 2>/dev/null; }
+# Once, untimed: Miniguest's own closure reaches the host.
+set_version r0; "$mg" --host "$host" install --force "path:$work/flake#ct" -n bench-remote >/dev/null 2>&1
+by_hand=(); ours=()
+for i in $(seq "$((rounds + 2))"); do
+  # A new closure each time, both ways: built, copied, set as the profile.
+  set_version "hand-$i"
+  t0=$(now)
+  out=$(out_of)
+  nix --extra-experimental-features nix-command copy --no-check-sigs --to "ssh-ng://$host" "$out" 2>/dev/null
+  ssh_h2 nix-env --profile /nix/var/nix/profiles/miniguest-profiles/bench-hand --set "$out" >/dev/null 2>&1
+  by_hand+=("$(echo "$(now) - $t0" | bc)")
+  set_version "ours-$i"
+  t0=$(now)
+  "$mg" --host "$host" install --force "path:$work/flake#ct" -n bench-remote >/dev/null 2>&1
+  ours+=("$(echo "$(now) - $t0" | bc)")
+done
+bh=$(printf '%s\n' "${by_hand[@]}" | median); us=$(printf '%s\n' "${ours[@]}" | median)
+printf 'install --host %6.2f s   by hand (nix build, nix copy, ssh nix-env --set) %6.2f s   %.3fx (target <= 1.05)\n' \
+  "$us" "$bh" "$(echo "$us / $bh" | bc -l)"
+b0=$(sent); t0=$(now)
+"$mg" --host "$host" install --force "path:$work/flake#ct" -n bench-remote >/dev/null 2>&1
+printf 'no-change reinstall --host %6.2f s, %d bytes sent' "$(echo "$(now) - $t0" | bc)" "$(($(sent) - b0))"
+b0=$(sent); t0=$(now)
+ssh_h2 true
+printf '   (one bare ssh login: %.2f s, %d bytes)\n' "$(echo "$(now) - $t0" | bc)" "$(($(sent) - b0))"
+# 20 guests there; the host named three times (three ssh aliases of one
+# machine), asked at once.
+for i in $(seq 20); do
+  ssh_h2 "ln -sfn \$(readlink -f /nix/var/nix/profiles/miniguest-profiles/bench-remote) /nix/var/nix/profiles/miniguest-profiles/bench-s$i && mkdir -p /etc/miniguests && ln -sfn /nix/var/nix/profiles/miniguest-profiles/bench-s$i /etc/miniguests/bench-s$i"
+done
+for alias in h2a h2b h2c; do
+  printf 'Host %s\n  HostName %s\n  User root\n  IdentityFile %s\n  UserKnownHostsFile %s\n  StrictHostKeyChecking yes\n  HostKeyAlias %s\n  BatchMode yes\n' \
+    "$alias" "$host" "$h2/id" "$h2/known_hosts" "$host" >> "$h2/ssh_config"
+done
+one=(); three=()
+for _ in $(seq "$rounds"); do
+  t0=$(now); "$mg" --host "$host" status --json >/dev/null; one+=("$(echo "$(now) - $t0" | bc)")
+  t0=$(now); "$mg" --host h2a --host h2b --host h2c status --json >/dev/null; three+=("$(echo "$(now) - $t0" | bc)")
+done
+rows=$("$mg" --host h2a --host h2b --host h2c status --json | grep -c '"host"')
+o=$(printf '%s\n' "${one[@]}" | median); t=$(printf '%s\n' "${three[@]}" | median)
+printf 'status of 3 hosts x 20 guests (%d rows) %6.2f s   one host %6.2f s   %.2fx\n' "$rows" "$t" "$o" "$(echo "$t / $o" | bc -l)"
 fi

@@ -27,7 +27,8 @@ pub struct Cli {
     pub profiles_dir: PathBuf,
 
     /// Act on this host instead of this machine: [USER@]HOST as ssh knows
-    /// it (`local` is this machine). status and list take several
+    /// it (`local` is this machine). status, list and upgrade take several
+    // Checked when used (remote::Target), not here: a hook ignores it.
     #[arg(
         long,
         global = true,
@@ -35,7 +36,7 @@ pub struct Cli {
         value_delimiter = ',',
         value_name = "[USER@]HOST"
     )]
-    pub host: Vec<crate::remote::Target>,
+    pub host: Vec<String>,
 
     /// status, list: ask the hosts this file names, one a line
     #[arg(long, global = true, value_name = "FILE")]

@@ -898,3 +898,51 @@ c miniguest rollback vm --to 2"#,
         stdout(&out)
     );
 }
+
+/// A host that ssh would read as an option, or a shell as more words, is
+/// refused before ssh runs; so are several hosts for a command that acts
+/// on one, and `run` on another host. Nothing is installed here.
+#[test]
+fn bad_hosts_are_refused_in_one_line_before_ssh_runs() {
+    let env = TestEnv::new();
+    for host in [
+        "-oProxyCommand=touch /tmp/pwned",
+        "a b",
+        "host;reboot",
+        "@x",
+    ] {
+        let out = env.run(&[&format!("--host={host}"), "status"]);
+        assert_one_line_error(&out);
+        assert!(stderr(&out).contains("--host"), "{}", stderr(&out));
+    }
+    let out = env.run(&["--host", "a", "--host", "b", "start", "web"]);
+    assert_one_line_error(&out);
+    assert!(
+        stderr(&out).contains("only status, list and upgrade"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.run(&["--host", "a", "run", "web"]);
+    assert_one_line_error(&out);
+    assert!(stderr(&out).contains("--host: run"), "{}", stderr(&out));
+    let file = env.path("hosts");
+    std::fs::write(&file, "root@good\n-bad\n").unwrap();
+    let out = env.run(&["--hosts-file", file.to_str().unwrap(), "list"]);
+    assert_one_line_error(&out);
+    assert!(stderr(&out).contains("\"-bad\""), "{}", stderr(&out));
+    assert!(env.visible_state().is_empty(), "{:?}", env.visible_state());
+}
+
+/// A hypervisor's hook runs here whatever MINIGUEST_HOST the user left in
+/// its environment.
+#[test]
+fn the_hook_ignores_miniguest_host() {
+    let env = TestEnv::new();
+    let out = env
+        .cmd()
+        .env("MINIGUEST_HOST", "-oProxyCommand=x")
+        .args(["hook", "stopped", "web"])
+        .output()
+        .unwrap();
+    assert!(!stderr(&out).contains("--host"), "{}", stderr(&out));
+}

@@ -23,7 +23,18 @@ use crate::cli::{Cli, Command};
 use crate::guest::{GuestName, Layout};
 
 pub fn run(cli: Cli) -> Result<()> {
-    let hosts = on_host::hosts(&cli)?;
+    // What only reads or writes this machine's files ignores the hosts: a
+    // hook that a hypervisor runs with the user's MINIGUEST_HOST in its
+    // environment is this machine's.
+    let local_only = matches!(
+        cli.command,
+        Command::Hook(_) | Command::Completions(_) | Command::Manpage | Command::Template(_)
+    );
+    let hosts = if local_only {
+        vec![]
+    } else {
+        on_host::hosts(&cli)?
+    };
     if hosts.iter().any(|h| *h != crate::remote::Target::Local) {
         return on_host::run(cli, hosts);
     }

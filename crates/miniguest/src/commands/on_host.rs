@@ -17,7 +17,11 @@ use crate::remote::{argv, program, Session, Target};
 
 /// The hosts the command names: `--host`s, then a hosts file's.
 pub fn hosts(cli: &Cli) -> Result<Vec<Target>> {
-    let mut hosts = cli.host.clone();
+    let mut hosts = cli
+        .host
+        .iter()
+        .map(|h| h.parse())
+        .collect::<Result<Vec<Target>, _>>()?;
     if let Some(file) = &cli.hosts_file {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("--hosts-file {}", file.display()))?;
@@ -32,11 +36,9 @@ pub fn run(cli: Cli, hosts: Vec<Target>) -> Result<()> {
     match &cli.command {
         Command::Status(_) | Command::List(_) if several => fan_out(&hosts, &args),
         Command::Upgrade(upgrade) => upgrade_on(&hosts, upgrade, &args),
-        Command::Run(_)
-        | Command::Template(_)
-        | Command::Completions(_)
-        | Command::Manpage
-        | Command::Hook(_) => bail!("--host: this command acts on this machine only"),
+        Command::Run(_) => bail!(
+            "--host: run keeps QEMU in this terminal on this machine; define the guest there (create --define) and start it"
+        ),
         _ if several => bail!(
             "--host: {} hosts given; only status, list and upgrade act on several",
             hosts.len()
@@ -48,23 +50,37 @@ pub fn run(cli: Cli, hosts: Vec<Target>) -> Result<()> {
             std::io::stdin().is_terminal(),
         ),
         Command::Console(_) => forward(&hosts[0], argv::without_host_options(&args, 0), true),
-        _ => forward(&hosts[0], argv::without_host_options(&args, 0), false),
+        Command::Status(_) | Command::List(_) | Command::Generations(_) => {
+            forward(&hosts[0], argv::without_host_options(&args, 0), false)
+        }
+        // What changes the host runs to its end there, connected or not.
+        _ => {
+            let (session, program) = connect(&hosts[0])?;
+            let argv = with_program(program, argv::without_host_options(&args, 0));
+            exit_with(session.run_to_the_end(&argv)?)
+        }
     }
 }
 
 /// A session on `target` and the path of this program there, copied
-/// into its store if it lacks it.
-fn connect(target: &Target) -> Result<(Session, String)> {
+/// into its store if it lacks it, in one copy with `also`.
+fn connect_with(target: &Target, also: &[&StorePath]) -> Result<(Session, String)> {
     let session = Session::open(target)?;
     let executable = match target {
         Target::Local => std::env::current_exe().context("cannot find this program")?,
         Target::Ssh { .. } => {
             let own = program::own()?;
-            session.copy(&[&own.package])?;
+            let mut paths = vec![&own.package];
+            paths.extend_from_slice(also);
+            session.copy(&paths)?;
             own.executable
         }
     };
     Ok((session, executable.to_string_lossy().into_owned()))
+}
+
+fn connect(target: &Target) -> Result<(Session, String)> {
+    connect_with(target, &[])
 }
 
 fn with_program(program: String, rest: Vec<String>) -> Vec<String> {
@@ -95,8 +111,7 @@ fn forward(target: &Target, args: Vec<String>, tty: bool) -> Result<()> {
 fn install_on(target: &Target, install: &InstallArgs, args: &[String]) -> Result<()> {
     let (installable, name) = super::install::resolve(install)?;
     let out = super::install::build(&installable, install)?;
-    let (session, program) = connect(target)?;
-    session.copy(&[&out])?;
+    let (session, program) = connect_with(target, &[&out])?;
     let mut extra = vec![
         "--built".to_owned(),
         out.to_string(),
@@ -107,7 +122,7 @@ fn install_on(target: &Target, install: &InstallArgs, args: &[String]) -> Result
         extra.extend(["--name".to_owned(), name.to_string()]);
     }
     let args = insert_options(argv::without_host_options(args, 0), &extra);
-    exit_with(session.run(&with_program(program, args), false)?)
+    exit_with(session.run_to_the_end(&with_program(program, args))?)
 }
 
 /// Each host's guests' origins read there, each origin built once here
@@ -150,7 +165,7 @@ fn upgrade_on(hosts: &[Target], upgrade: &UpgradeArgs, args: &[String]) -> Resul
                 extra.extend(["--built".to_owned(), format!("{name}={out}")]);
             }
             let apply = insert_options(stripped, &extra);
-            session.run(&with_program(program, apply), false)
+            session.run_to_the_end(&with_program(program, apply))
         })();
         match result {
             Ok(0) => {}
@@ -178,18 +193,23 @@ fn fan_out(hosts: &[Target], args: &[String]) -> Result<()> {
     if !json {
         stripped.push("--json".to_owned());
     }
+    // Asked at once: the answer takes as long as the slowest host.
+    let answers: Vec<Result<Vec<Row>>> = std::thread::scope(|scope| {
+        let asking: Vec<_> = hosts
+            .iter()
+            .map(|target| scope.spawn(|| ask(target, &stripped)))
+            .collect();
+        asking
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a host's thread panicked")))
+            })
+            .collect()
+    });
     let mut rows = Vec::new();
     let mut failed = 0;
-    for target in hosts {
-        let answer = (|| -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
-            let (session, program) = connect(target)?;
-            let (code, printed) = session.output(&with_program(program, stripped.clone()))?;
-            if code != 0 {
-                bail!("host {target}: miniguest exited with status {code}");
-            }
-            serde_json::from_slice(&printed)
-                .with_context(|| format!("host {target}: unexpected answer"))
-        })();
+    for (target, answer) in hosts.iter().zip(answers) {
         match answer {
             Ok(host_rows) => {
                 for mut row in host_rows {
@@ -215,16 +235,28 @@ fn fan_out(hosts: &[Target], args: &[String]) -> Result<()> {
     Ok(())
 }
 
+type Row = serde_json::Map<String, serde_json::Value>;
+
+/// One host's rows, from its `--json` answer.
+fn ask(target: &Target, args: &[String]) -> Result<Vec<Row>> {
+    let (session, program) = connect(target)?;
+    let (code, printed) = session.output(&with_program(program, args.to_vec()))?;
+    if code != 0 {
+        bail!("host {target}: miniguest exited with status {code}");
+    }
+    serde_json::from_slice(&printed).with_context(|| format!("host {target}: unexpected answer"))
+}
+
 /// The rows as a table, the host first: the columns every row has, in
 /// the order the first row gives them.
-fn print_table(rows: &[serde_json::Map<String, serde_json::Value>]) {
+fn print_table(rows: &[Row]) {
     let Some(first) = rows.first() else {
         println!("HOST NAME");
         return;
     };
     let mut columns: Vec<&str> = vec!["host"];
     columns.extend(first.keys().map(String::as_str).filter(|k| *k != "host"));
-    let cell = |row: &serde_json::Map<String, serde_json::Value>, key: &str| match row.get(key) {
+    let cell = |row: &Row, key: &str| match row.get(key) {
         None | Some(serde_json::Value::Null) => "-".to_owned(),
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(serde_json::Value::Array(a)) if a.is_empty() => "-".to_owned(),

@@ -12,6 +12,7 @@ use crate::nix::store_path::{store_dir, StorePath};
 /// The helpers that run beside the main program (`backend::host::helper_program`).
 const HELPERS: [&str; 2] = ["miniguest-libvirt", "miniguest-virtiofsd"];
 
+#[derive(Clone)]
 pub struct Program {
     /// What is copied to the host.
     pub package: StorePath,
@@ -19,7 +20,20 @@ pub struct Program {
     pub executable: PathBuf,
 }
 
+/// Found (and added to the store) once a command, however many hosts it
+/// reaches.
 pub fn own() -> Result<Program> {
+    static OWN: std::sync::Mutex<Option<Program>> = std::sync::Mutex::new(None);
+    let mut own = OWN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(program) = own.as_ref() {
+        return Ok(program.clone());
+    }
+    let program = find()?;
+    *own = Some(program.clone());
+    Ok(program)
+}
+
+fn find() -> Result<Program> {
     let exe = std::env::current_exe()
         .and_then(|e| e.canonicalize())
         .context("cannot find this program")?;

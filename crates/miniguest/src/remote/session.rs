@@ -130,6 +130,42 @@ impl Session {
         self.exit_code(status)
     }
 
+    /// Runs `argv` there so that it finishes even if the connection is
+    /// lost: in a session of its own, its output in files the connection
+    /// follows (and that stay there if the connection could not take all
+    /// of it). A checked upgrade cut off from here still checks, and
+    /// still rolls back. The host needs util-linux's `setsid` and GNU
+    /// `tail`, as NixOS and Debian have.
+    pub fn run_to_the_end(&self, argv: &[String]) -> Result<i32> {
+        if matches!(self.target, Target::Local) {
+            return self.run(argv, false);
+        }
+        // The files exist before the tails open them: a tail that finds
+        // none gives up, and the output would be lost.
+        let script = format!(
+            "dir=$(mktemp -d /tmp/miniguest-run.XXXXXX) || exit 1\n\
+             : >\"$dir/out\"; : >\"$dir/err\"\n\
+             setsid -w {} </dev/null >>\"$dir/out\" 2>>\"$dir/err\" &\n\
+             pid=$!\n\
+             tail -q -n +1 -s 0.2 --pid=$pid -f \"$dir/out\" & out=$!\n\
+             tail -q -n +1 -s 0.2 --pid=$pid -f \"$dir/err\" >&2 & err=$!\n\
+             wait $pid; rc=$?\n\
+             wait $out && wait $err && rm -rf \"$dir\"\n\
+             exit $rc",
+            shell::join_line(argv)
+        );
+        tracing::debug!(host = %self.target, ?argv, "running to the end");
+        let status = self
+            .ssh(false)
+            .arg("--")
+            .arg(self.target.to_string())
+            .arg(script)
+            .stdin(Stdio::null())
+            .status()
+            .context("cannot run ssh")?;
+        self.exit_code(status)
+    }
+
     /// Runs `argv` there and returns what it printed on stdout (stderr
     /// passes through).
     pub fn output(&self, argv: &[String]) -> Result<(i32, Vec<u8>)> {

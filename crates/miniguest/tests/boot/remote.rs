@@ -5,7 +5,8 @@
 //! with Nix's remote store, run there by LXC, asked there by systemd.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::common::standin::{self, unique_name};
 use crate::common::{sha256_hex, stderr, stdout, TestEnv};
@@ -72,6 +73,83 @@ fn run(env: &TestEnv, host: &SecondHost, args: &[&str]) -> std::process::Output 
 
 fn set_params(env: &TestEnv, params: serde_json::Value) {
     std::fs::write(env.flake_dir().join("params.json"), params.to_string()).unwrap();
+}
+
+/// Miniguest here, in the background.
+fn spawn(env: &TestEnv, host: &SecondHost, args: &[&str]) -> std::process::Child {
+    let mut cmd = env.std_cmd();
+    cmd.env("NIX_SSHOPTS", host.ssh_opts())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.spawn().unwrap()
+}
+
+/// The same, its stdout in a file to watch.
+fn spawn_to(env: &TestEnv, host: &SecondHost, args: &[&str], out: &Path) -> std::process::Child {
+    let mut cmd = env.std_cmd();
+    cmd.env("NIX_SSHOPTS", host.ssh_opts())
+        .args(args)
+        .stdout(std::fs::File::create(out).unwrap())
+        .stderr(Stdio::piped());
+    cmd.spawn().unwrap()
+}
+
+/// Its output once it exits; killed, and the test failed, if it does not.
+fn finish_within(mut child: std::process::Child, limit: Duration) -> std::process::Output {
+    let exited = until(limit, || child.try_wait().unwrap().is_some());
+    if !exited {
+        let _ = child.kill();
+        link(true);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        exited,
+        "still running after {} s: {}",
+        limit.as_secs(),
+        stderr(&out)
+    );
+    out
+}
+
+fn until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn running_with(pattern: &str) -> bool {
+    Command::new("pgrep")
+        .args(["-f", pattern])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// The network to the host goes away and Miniguest's ssh connections are
+/// killed (the master and its clients name its socket's directory): with
+/// the link down, neither ssh nor Nix (which reconnects on
+/// its own) can connect again.
+fn cut_the_network() {
+    link(false);
+    let _ = Command::new("pkill")
+        .args(["-KILL", "-f", "miniguest-ssh\\."])
+        .status();
+}
+
+/// The veth end on this side (scripts/second-host.sh) up or down.
+fn link(up: bool) {
+    let status = Command::new("ip")
+        .args(["link", "set", "mg2host0", if up { "up" } else { "down" }])
+        .status()
+        .unwrap();
+    assert!(status.success());
 }
 
 /// The guest's current generation there.
@@ -279,6 +357,83 @@ fn a_second_host_runs_every_command_from_here() {
         ],
     );
     assert_eq!(stdout(&out).trim(), "running", "{}", stderr(&out));
+
+    // A copy cut off (the network gone, ssh killed): the host is left as it
+    // was.
+    set_params(
+        &env,
+        serde_json::json!({ "version": "1", "unit": "starts", "ballast": 96 }),
+    );
+    let copying = spawn(&env, &host, &["--host", h, "upgrade", &name]);
+    assert!(
+        until(Duration::from_secs(300), || running_with(&format!(
+            "ssh-ng://{h} .*miniguest-ctsd"
+        ))),
+        "the copy never started"
+    );
+    cut_the_network();
+    let out = finish_within(copying, Duration::from_secs(120));
+    link(true);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("copying to its store failed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stdout(&out).contains("upgraded"), "{}", stdout(&out));
+    assert_eq!(current_generation(&env, &host, &name), switched);
+
+    // A checked upgrade whose connection is lost while the guest switches:
+    // it goes on there, finds the guest degraded and rolls it back.
+    set_params(
+        &env,
+        serde_json::json!({ "version": "1", "unit": "slowfails" }),
+    );
+    let log = env.path("cut-off.out");
+    let cut_off = spawn_to(
+        &env,
+        &host,
+        &["--host", h, "upgrade", "--switch", "--wait=60", &name],
+        &log,
+    );
+    assert!(
+        until(Duration::from_secs(300), || std::fs::read_to_string(&log)
+            .is_ok_and(|s| s.contains("upgraded to generation"))),
+        "the upgrade never got there"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    cut_the_network();
+    let out = finish_within(cut_off, Duration::from_secs(120));
+    link(true);
+    assert!(!out.status.success(), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("rolled back"),
+        "it saw the end: {}",
+        stderr(&out)
+    );
+    assert!(
+        until(Duration::from_secs(60), || {
+            current_generation(&env, &host, &name) == switched
+                && stdout(&run(
+                    &env,
+                    &host,
+                    &[
+                        "--host",
+                        h,
+                        "exec",
+                        &name,
+                        "--",
+                        "systemctl",
+                        "is-system-running",
+                    ],
+                ))
+                .trim()
+                    == "running"
+        }),
+        "the host did not roll the guest back"
+    );
+    let said = host.ssh("cat /tmp/miniguest-run.*/err");
+    assert!(stdout(&said).contains("rolled back"), "{}", stdout(&said));
 
     // Both hosts at once, each row told its host; then one that is gone.
     let out = run(
