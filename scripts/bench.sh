@@ -263,7 +263,11 @@ export NIX_SSHOPTS="-F $h2/ssh_config"
 ssh_h2() { ssh -F "$h2/ssh_config" "$host" "$@"; }
 set_version() { printf '{"version":"%s"}\n' "$1" > "$work/flake/params.json"; }
 sent() { cat /sys/class/net/mg2host0/statistics/tx_bytes; }
-out_of() { nix build --no-link --print-out-paths "path:$work/flake#nixosConfigurations.ct.config.system.build.miniguest" 2>/dev/null; }
+# Nix 2.8 has no --print-out-paths: built, then asked where.
+out_of() {
+  local attr="path:$work/flake#nixosConfigurations.ct.config.system.build.miniguest"
+  nix build --no-link "$attr" 2>/dev/null && nix path-info "$attr" 2>/dev/null
+}
 # Once, untimed: Miniguest's own closure reaches the host.
 set_version r0; "$mg" --host "$host" install --force "path:$work/flake#ct" -n bench-remote >/dev/null 2>&1
 by_hand=(); ours=()

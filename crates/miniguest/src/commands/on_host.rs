@@ -72,7 +72,7 @@ fn connect_with(target: &Target, also: &[&StorePath]) -> Result<(Session, String
             let own = program::own()?;
             let mut paths = vec![&own.package];
             paths.extend_from_slice(also);
-            session.copy(&paths)?;
+            session.copy(&paths, also.is_empty())?;
             own.executable
         }
     };
@@ -159,7 +159,7 @@ fn upgrade_on(hosts: &[Target], upgrade: &UpgradeArgs, args: &[String]) -> Resul
                 };
                 pairs.push((name, out));
             }
-            session.copy(&pairs.iter().map(|(_, out)| out).collect::<Vec<_>>())?;
+            session.copy(&pairs.iter().map(|(_, out)| out).collect::<Vec<_>>(), false)?;
             let mut extra = Vec::new();
             for (name, out) in &pairs {
                 extra.extend(["--built".to_owned(), format!("{name}={out}")]);

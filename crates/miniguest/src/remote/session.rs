@@ -191,7 +191,10 @@ impl Session {
 
     /// Copies `paths` and their closures into the host's store, through
     /// this session's connection; Nix sends only what the host lacks.
-    pub fn copy(&self, paths: &[&StorePath]) -> Result<()> {
+    /// `quiet` leaves out Nix's report (for this program's own closure,
+    /// which is there after the first command and would be reported as
+    /// "copying 0 paths" on every one).
+    pub fn copy(&self, paths: &[&StorePath], quiet: bool) -> Result<()> {
         let Some(uri) = self.target.store_uri() else {
             return Ok(());
         };
@@ -201,6 +204,7 @@ impl Session {
             // Built here, so unsigned; a host whose Nix does not trust the
             // user refuses them, and says so.
             .arg("--no-check-sigs")
+            .args(quiet.then_some("--quiet"))
             .args(paths.iter().map(|p| p.as_path()))
             .env("NIX_SSHOPTS", self.options().join(" "));
         use crate::nix::CommandExt;
