@@ -25,37 +25,9 @@ if [ "${1:-}" = --inside ]; then
   # Pid 1 of a new pid and mount namespace, still seeing the machine's
   # files: mount what the root needs, then enter it.
   root=$2
-  # libvirt's QEMU namespace wants / to be a mount point.
-  mount --bind "$root" "$root"
-  mount -t proc proc "$root/proc"
-  mount -t sysfs sysfs "$root/sys"
-  mount -t cgroup2 cgroup2 "$root/sys/fs/cgroup"
-  # A /dev of its own: binding the machine's in would let setup's
-  # `chgrp kvm /dev/kvm` change the machine's node. No /dev/kvm: TCG.
-  mount -t tmpfs -o mode=0755,nosuid dev "$root/dev"
-  while read -r node major minor; do
-    mknod -m 0666 "$root/dev/$node" c "$major" "$minor"
-  done <<NODES
-null 1 3
-zero 1 5
-full 1 7
-random 1 8
-urandom 1 9
-tty 5 0
-NODES
-  mkdir -p "$root/dev/net" "$root/dev/pts" "$root/dev/shm"
-  mknod -m 0666 "$root/dev/net/tun" c 10 200
-  mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$root/dev/pts"
-  # A file bound onto the new instance's ptmx, not a link: QEMU under
-  # libvirt cannot make its console's pty through a link.
-  touch "$root/dev/ptmx"
-  mount --bind "$root/dev/pts/ptmx" "$root/dev/ptmx"
-  mount -t tmpfs -o mode=1777,nosuid,nodev shm "$root/dev/shm"
-  ln -s /proc/self/fd "$root/dev/fd"
-  ln -s /proc/self/fd/0 "$root/dev/stdin"
-  ln -s /proc/self/fd/1 "$root/dev/stdout"
-  ln -s /proc/self/fd/2 "$root/dev/stderr"
-  mount -t tmpfs -o mode=0755,nosuid,nodev run "$root/run"
+  # shellcheck source=scripts/root-mounts.sh
+  . "$repo/scripts/root-mounts.sh"
+  mount_root "$root"
   bind() { # SOURCE [ro]
     mkdir -p "$root$1"
     mount --bind "$1" "$root$1"
@@ -70,13 +42,7 @@ NODES
   bind "$rustup_home" ro
   bind "$HOME/.cargo/bin" ro
   [ "$cargo_home" = "$HOME/.cargo" ] || bind "$cargo_home"
-  # pivot_root rather than chroot: the kernel refuses a chrooted process
-  # a user namespace, which LXC and nspawn make for a mapped root.
-  cd "$root"
-  mkdir -p .old-root
-  pivot_root . .old-root
-  umount -l /.old-root
-  rmdir /.old-root
+  enter_root "$root"
   exec /usr/bin/env -i \
     HOME="$HOME" RUSTUP_HOME="$rustup_home" CARGO_HOME="$cargo_home" \
     PATH="$HOME/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \

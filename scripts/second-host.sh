@@ -19,34 +19,10 @@ veth=mg2host0
 if [ "${1:-}" = --inside ]; then
   # Pid 1 of the new namespaces: the root's file systems, then sshd.
   root=$2
-  mount --bind "$root" "$root"
-  mount -t proc proc "$root/proc"
-  mount -t sysfs sysfs "$root/sys"
-  mount -t cgroup2 cgroup2 "$root/sys/fs/cgroup"
-  mount -t tmpfs -o mode=0755,nosuid dev "$root/dev"
-  while read -r node major minor; do
-    mknod -m 0666 "$root/dev/$node" c "$major" "$minor"
-  done <<NODES
-null 1 3
-zero 1 5
-full 1 7
-random 1 8
-urandom 1 9
-tty 5 0
-NODES
-  mkdir -p "$root/dev/pts" "$root/dev/shm" "$root/dev/net"
-  mknod -m 0666 "$root/dev/net/tun" c 10 200
-  mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$root/dev/pts"
-  touch "$root/dev/ptmx"
-  mount --bind "$root/dev/pts/ptmx" "$root/dev/ptmx"
-  mount -t tmpfs -o mode=1777,nosuid,nodev shm "$root/dev/shm"
-  ln -s /proc/self/fd "$root/dev/fd"
-  mount -t tmpfs -o mode=0755,nosuid,nodev run "$root/run"
-  cd "$root"
-  mkdir -p .old-root
-  pivot_root . .old-root
-  umount -l /.old-root
-  rmdir /.old-root
+  # shellcheck source=scripts/root-mounts.sh
+  . "$(dirname "$0")/root-mounts.sh"
+  mount_root "$root"
+  enter_root "$root"
   mkdir -p /run/sshd
   exec /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config
@@ -78,11 +54,18 @@ if ! command -v mmdebstrap >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends mmdebstrap
 fi
 # Nix, sshd and LXC, as a user of the hypervisor host would install them
-# from Debian; root may log in with a key only.
-options=(--variant=minbase --include=nix-bin,openssh-server,lxc,iproute2,ca-certificates
+# from Debian; root may log in with a key only. It is a build host too.
+options=(--variant=minbase --include=nix-bin,openssh-server,lxc,iproute2,ca-certificates,jq,patchelf
   --customize-hook='printf "%s\n" "PermitRootLogin prohibit-password" "PasswordAuthentication no" "UseDNS no" > "$1/etc/ssh/sshd_config.d/second-host.conf"'
   --customize-hook='chroot "$1" ssh-keygen -A'
-  --customize-hook='echo "root:100000:65536" > "$1/etc/subuid"; echo "root:100000:65536" > "$1/etc/subgid"')
+  --customize-hook='echo "root:100000:65536" > "$1/etc/subuid"; echo "root:100000:65536" > "$1/etc/subgid"'
+  # A build host as Nix's multi-user setup leaves one (Debian's nix-bin
+  # names the nixbld group but does not make it), offline as this machine,
+  # and without the sandbox, as the tests' Nix here: the model's builders
+  # run the host's /bin/sh and tools (jq, patchelf), which a sandbox does
+  # not have.
+  --customize-hook='chroot "$1" sh -c "groupadd -r nixbld && for i in 1 2 3 4; do useradd -r -g nixbld -G nixbld -d /var/empty -s /usr/sbin/nologin nixbld\$i; done"'
+  --customize-hook='mkdir -p "$1/etc/nix" && printf "%s\n" "substituters =" "sandbox = false" >> "$1/etc/nix/nix.conf"')
 cache=/var/cache/miniguest-test/second-host
 mkdir -p "$cache"
 find "$cache" -name '*.tar' -mtime +7 -delete

@@ -38,6 +38,16 @@ pub struct Cli {
     )]
     pub host: Vec<String>,
 
+    /// install, upgrade: build on this host ([USER@]HOST), evaluating
+    /// here; the output goes from there to where the guest is installed
+    #[arg(
+        long,
+        global = true,
+        env = "MINIGUEST_BUILD_HOST",
+        value_name = "[USER@]HOST"
+    )]
+    pub build_host: Option<String>,
+
     /// status, list: ask the hosts this file names, one a line
     #[arg(long, global = true, value_name = "FILE")]
     pub hosts_file: Option<PathBuf>,

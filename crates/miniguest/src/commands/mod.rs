@@ -26,16 +26,28 @@ pub fn run(cli: Cli) -> Result<()> {
     // What only reads or writes this machine's files ignores the hosts: a
     // hook that a hypervisor runs with the user's MINIGUEST_HOST in its
     // environment is this machine's.
-    let local_only = matches!(
-        cli.command,
-        Command::Hook(_) | Command::Completions(_) | Command::Manpage | Command::Template(_)
-    );
+    // So does the host's part of a command another machine carries there.
+    let local_only = match &cli.command {
+        Command::Hook(_) | Command::Completions(_) | Command::Manpage | Command::Template(_) => {
+            true
+        }
+        Command::Install(install) => install.built.is_some(),
+        Command::Upgrade(upgrade) => upgrade.print_origins || !upgrade.built.is_empty(),
+        _ => false,
+    };
     let hosts = if local_only {
         vec![]
     } else {
         on_host::hosts(&cli)?
     };
-    if hosts.iter().any(|h| *h != crate::remote::Target::Local) {
+    if hosts.iter().any(|h| *h != crate::remote::Target::Local)
+        || (cli.build_host.is_some() && !local_only)
+    {
+        let hosts = if hosts.is_empty() {
+            vec![crate::remote::Target::Local]
+        } else {
+            hosts
+        };
         return on_host::run(cli, hosts);
     }
     // Links are made to these paths: relative ones would dangle.

@@ -33,9 +33,18 @@ pub fn hosts(cli: &Cli) -> Result<Vec<Target>> {
 pub fn run(cli: Cli, hosts: Vec<Target>) -> Result<()> {
     let args = argv::own_args()?;
     let several = hosts.len() > 1;
+    let builder = match &cli.build_host {
+        None => None,
+        Some(host) => match (host.parse::<Target>()?, &cli.command) {
+            (Target::Local, _) => None,
+            (target, Command::Install(_) | Command::Upgrade(_)) => Some(Session::open(&target)?),
+            _ => bail!("--build-host: only install and upgrade build"),
+        },
+    };
+    let builder = builder.as_ref();
     match &cli.command {
         Command::Status(_) | Command::List(_) if several => fan_out(&hosts, &args),
-        Command::Upgrade(upgrade) => upgrade_on(&hosts, upgrade, &args),
+        Command::Upgrade(upgrade) => upgrade_on(&hosts, builder, upgrade, &args),
         Command::Run(_) => bail!(
             "--host: run keeps QEMU in this terminal on this machine; define the guest there (create --define) and start it"
         ),
@@ -43,7 +52,7 @@ pub fn run(cli: Cli, hosts: Vec<Target>) -> Result<()> {
             "--host: {} hosts given; only status, list and upgrade act on several",
             hosts.len()
         ),
-        Command::Install(install) => install_on(&hosts[0], install, &args),
+        Command::Install(install) => install_on(&hosts[0], builder, install, &args),
         Command::Exec(exec) => forward(
             &hosts[0],
             argv::without_host_options(&args, exec.command.len()),
@@ -66,7 +75,14 @@ pub fn run(cli: Cli, hosts: Vec<Target>) -> Result<()> {
 /// into its store if it lacks it, in one copy with `also`.
 fn connect_with(target: &Target, also: &[&StorePath]) -> Result<(Session, String)> {
     let session = Session::open(target)?;
-    let executable = match target {
+    let program = program_on(&session, also)?;
+    Ok((session, program))
+}
+
+/// This program's path on the session's host, copied there (with `also`)
+/// if it lacks it.
+fn program_on(session: &Session, also: &[&StorePath]) -> Result<String> {
+    let executable = match session.target() {
         Target::Local => std::env::current_exe().context("cannot find this program")?,
         Target::Ssh { .. } => {
             let own = program::own()?;
@@ -76,7 +92,7 @@ fn connect_with(target: &Target, also: &[&StorePath]) -> Result<(Session, String
             own.executable
         }
     };
-    Ok((session, executable.to_string_lossy().into_owned()))
+    Ok(executable.to_string_lossy().into_owned())
 }
 
 fn connect(target: &Target) -> Result<(Session, String)> {
@@ -106,12 +122,36 @@ fn forward(target: &Target, args: Vec<String>, tty: bool) -> Result<()> {
     exit_with(session.run(&with_program(program, args), tty)?)
 }
 
-/// Built here, sent with its closure, installed there with the origin it
-/// was built from.
-fn install_on(target: &Target, install: &InstallArgs, args: &[String]) -> Result<()> {
+/// Built here (or on the build host), sent with its closure, installed
+/// there with the origin it was built from.
+fn install_on(
+    target: &Target,
+    builder: Option<&Session>,
+    install: &InstallArgs,
+    args: &[String],
+) -> Result<()> {
     let (installable, name) = super::install::resolve(install)?;
-    let out = super::install::build(&installable, install)?;
-    let (session, program) = connect_with(target, &[&out])?;
+    let (session, program) = match builder {
+        // Built here first: a guest that fails to build never connects.
+        None => {
+            let out = super::install::build(&installable, install)?;
+            let (session, program) = connect_with(target, &[&out])?;
+            (session, (program, out))
+        }
+        // Built there, copied from there to the target.
+        Some(builder) => {
+            let session = Session::open(target)?;
+            let nix_args = crate::nix::NixArgs {
+                passed: install.nix.passed(),
+                refresh: install.nix.refresh,
+            };
+            let out = crate::remote::build_host::build(builder, &installable, &nix_args)?;
+            session.copy_from(builder, &[&out])?;
+            let program = program_on(&session, &[])?;
+            (session, (program, out))
+        }
+    };
+    let (program, out) = program;
     let mut extra = vec![
         "--built".to_owned(),
         out.to_string(),
@@ -129,7 +169,12 @@ fn install_on(target: &Target, install: &InstallArgs, args: &[String]) -> Result
 /// (for every host), each host's outputs sent in one copy, then each host
 /// upgrades its guests to them. A host that fails is reported; the others
 /// go on.
-fn upgrade_on(hosts: &[Target], upgrade: &UpgradeArgs, args: &[String]) -> Result<()> {
+fn upgrade_on(
+    hosts: &[Target],
+    builder: Option<&Session>,
+    upgrade: &UpgradeArgs,
+    args: &[String],
+) -> Result<()> {
     let nix_args = crate::nix::NixArgs {
         passed: upgrade.nix.passed(),
         refresh: true,
@@ -152,14 +197,21 @@ fn upgrade_on(hosts: &[Target], upgrade: &UpgradeArgs, args: &[String]) -> Resul
                 let out = match built.get(&origin) {
                     Some(out) => out.clone(),
                     None => {
-                        let out = crate::nix::build(&origin, &nix_args)?;
+                        let out = match builder {
+                            None => crate::nix::build(&origin, &nix_args)?,
+                            Some(b) => crate::remote::build_host::build(b, &origin, &nix_args)?,
+                        };
                         built.insert(origin, out.clone());
                         out
                     }
                 };
                 pairs.push((name, out));
             }
-            session.copy(&pairs.iter().map(|(_, out)| out).collect::<Vec<_>>(), false)?;
+            let outs: Vec<&StorePath> = pairs.iter().map(|(_, out)| out).collect();
+            match builder {
+                None => session.copy(&outs, false)?,
+                Some(b) => session.copy_from(b, &outs)?,
+            }
             let mut extra = Vec::new();
             for (name, out) in &pairs {
                 extra.extend(["--built".to_owned(), format!("{name}={out}")]);

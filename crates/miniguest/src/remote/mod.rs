@@ -4,6 +4,7 @@
 //! makes here.
 
 pub mod argv;
+pub mod build_host;
 pub mod program;
 pub mod session;
 pub mod target;

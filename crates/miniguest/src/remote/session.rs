@@ -109,7 +109,10 @@ impl Session {
         match &self.target {
             Target::Local => {
                 let mut cmd = Command::new(&argv[0]);
-                cmd.args(&argv[1..]);
+                // This machine's part: the hosts were chosen already.
+                cmd.args(&argv[1..])
+                    .env_remove("MINIGUEST_HOST")
+                    .env_remove("MINIGUEST_BUILD_HOST");
                 cmd
             }
             Target::Ssh { .. } => {
@@ -210,6 +213,43 @@ impl Session {
         use crate::nix::CommandExt;
         nix.run_checked()
             .with_context(|| format!("host {}: copying to its store failed", self.target))
+    }
+}
+
+impl Session {
+    /// Copies a derivation and its own closure (sources, other
+    /// derivations) into the host's store, for its Nix to build.
+    pub fn copy_derivation(&self, drv: &StorePath) -> Result<()> {
+        let Some(uri) = self.target.store_uri() else {
+            return Ok(());
+        };
+        let mut nix = Command::new("nix");
+        nix.args(["--extra-experimental-features", "nix-command", "copy"])
+            .args(["--derivation", "--quiet", "--no-check-sigs", "--to", &uri])
+            .arg(drv.as_path())
+            .env("NIX_SSHOPTS", self.options().join(" "));
+        use crate::nix::CommandExt;
+        nix.run_checked()
+            .with_context(|| format!("build host {}: copying the derivation failed", self.target))
+    }
+
+    /// Copies `paths` from `source`'s store into this host's, through this
+    /// machine. Each host has a connection of its own; the user's
+    /// NIX_SSHOPTS serve both.
+    pub fn copy_from(&self, source: &Session, paths: &[&StorePath]) -> Result<()> {
+        let Some(from) = source.target.store_uri() else {
+            return self.copy(paths, false);
+        };
+        let mut nix = Command::new("nix");
+        nix.args(["--extra-experimental-features", "nix-command", "copy"])
+            .args(["--no-check-sigs", "--from", &from]);
+        if let Some(to) = self.target.store_uri() {
+            nix.args(["--to", &to]);
+        }
+        nix.args(paths.iter().map(|p| p.as_path()));
+        use crate::nix::CommandExt;
+        nix.run_checked()
+            .with_context(|| format!("copying from {} to {} failed", source.target, self.target))
     }
 }
 

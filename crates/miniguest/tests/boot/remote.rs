@@ -186,41 +186,40 @@ fn a_second_host_runs_every_command_from_here() {
     let host = SecondHost::start(&env.path("second-host"));
     let h = host.address.as_str();
     let name = unique_name("web");
+    // Miniguest here, told to act there; and a command in the guest there.
+    let there = |args: &[&str]| {
+        let mut all = vec!["--host", h];
+        all.extend_from_slice(args);
+        run(&env, &host, &all)
+    };
+    let in_guest = |command: &[&str]| {
+        let mut all = vec!["exec", name.as_str(), "--"];
+        all.extend_from_slice(command);
+        there(&all)
+    };
 
     // Its store is its own: nothing of the guest is there yet.
-    let out = run(
-        &env,
-        &host,
-        &[
-            "--host",
-            h,
-            "install",
-            &format!("{}#ctsd", env.flake_dir().display()),
-            "-n",
-            &name,
-        ],
-    );
+    let out = there(&[
+        "install",
+        &format!("{}#ctsd", env.flake_dir().display()),
+        "-n",
+        &name,
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("generation 1"), "{}", stdout(&out));
     assert!(stderr(&out).contains("copying path"), "{}", stderr(&out));
     assert!(!env.link(&name).exists(), "installed here, not there");
-    let there = host.ssh(&format!("readlink -f /etc/miniguests/{name}/boot/init && test -x /nix/var/nix/profiles/miniguest-profiles/{name}/boot/init"));
-    assert!(there.status.success(), "{}", stderr(&there));
+    let installed = host.ssh(&format!("readlink -f /etc/miniguests/{name}/boot/init && test -x /nix/var/nix/profiles/miniguest-profiles/{name}/boot/init"));
+    assert!(installed.status.success(), "{}", stderr(&installed));
 
     // Unchanged: a second install copies nothing.
-    let out = run(
-        &env,
-        &host,
-        &[
-            "--host",
-            h,
-            "install",
-            "--force",
-            &format!("{}#ctsd", env.flake_dir().display()),
-            "-n",
-            &name,
-        ],
-    );
+    let out = there(&[
+        "install",
+        "--force",
+        &format!("{}#ctsd", env.flake_dir().display()),
+        "-n",
+        &name,
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stderr(&out).contains("copying path"), "{}", stderr(&out));
 
@@ -231,21 +230,15 @@ fn a_second_host_runs_every_command_from_here() {
         "mkdir -p /root/secrets && printf %s {token} > /root/secrets/token && printf %s {key} > /root/secrets/key"
     ));
     assert!(wrote.status.success(), "{}", stderr(&wrote));
-    let out = run(
-        &env,
-        &host,
-        &[
-            "--host",
-            h,
-            "create",
-            &name,
-            "--define",
-            "--credential",
-            "api-token=/root/secrets/token",
-            "--credential",
-            "ssh-host-key=/root/secrets/key",
-        ],
-    );
+    let out = there(&[
+        "create",
+        &name,
+        "--define",
+        "--credential",
+        "api-token=/root/secrets/token",
+        "--credential",
+        "ssh-host-key=/root/secrets/key",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("defined LXC container"),
@@ -253,45 +246,15 @@ fn a_second_host_runs_every_command_from_here() {
         stdout(&out)
     );
 
-    let out = run(&env, &host, &["--host", h, "start", &name, "--wait=120"]);
+    let out = there(&["start", &name, "--wait=120"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = run(
-        &env,
-        &host,
-        &[
-            "--host",
-            h,
-            "exec",
-            &name,
-            "--",
-            "systemctl",
-            "is-system-running",
-        ],
-    );
+    let out = in_guest(&["systemctl", "is-system-running"]);
     assert_eq!(stdout(&out).trim(), "running", "{}", stderr(&out));
-    let out = run(
-        &env,
-        &host,
-        &[
-            "--host",
-            h,
-            "exec",
-            &name,
-            "--",
-            "systemd-creds",
-            "--system",
-            "cat",
-            "api-token",
-        ],
-    );
+    let out = in_guest(&["systemd-creds", "--system", "cat", "api-token"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(sha256_hex(&out.stdout), sha256_hex(token.as_bytes()));
     // exec passes the guest command's status on.
-    let out = run(
-        &env,
-        &host,
-        &["--host", h, "exec", &name, "--", "sh", "-c", "exit 7"],
-    );
+    let out = in_guest(&["sh", "-c", "exit 7"]);
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
 
     // An upgrade built here, switched to there: its new unit starts.
@@ -299,42 +262,21 @@ fn a_second_host_runs_every_command_from_here() {
         &env,
         serde_json::json!({ "version": "1", "unit": "starts" }),
     );
-    let out = run(
-        &env,
-        &host,
-        &["--host", h, "upgrade", "--switch", "--wait=60", &name],
-    );
+    let out = there(&["upgrade", "--switch", "--wait=60", &name]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("without a reboot"),
         "{}",
         stdout(&out)
     );
-    let out = run(
-        &env,
-        &host,
-        &[
-            "--host",
-            h,
-            "exec",
-            &name,
-            "--",
-            "systemctl",
-            "is-active",
-            "standin-added",
-        ],
-    );
+    let out = in_guest(&["systemctl", "is-active", "standin-added"]);
     assert_eq!(stdout(&out).trim(), "active", "{}", stderr(&out));
 
     let switched = current_generation(&env, &host, &name);
 
     // A checked upgrade whose unit fails is rolled back there.
     set_params(&env, serde_json::json!({ "version": "1", "unit": "fails" }));
-    let out = run(
-        &env,
-        &host,
-        &["--host", h, "upgrade", "--switch", "--wait=60", &name],
-    );
+    let out = there(&["upgrade", "--switch", "--wait=60", &name]);
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("reports degraded")
@@ -343,19 +285,7 @@ fn a_second_host_runs_every_command_from_here() {
         stderr(&out)
     );
     assert_eq!(current_generation(&env, &host, &name), switched);
-    let out = run(
-        &env,
-        &host,
-        &[
-            "--host",
-            h,
-            "exec",
-            &name,
-            "--",
-            "systemctl",
-            "is-system-running",
-        ],
-    );
+    let out = in_guest(&["systemctl", "is-system-running"]);
     assert_eq!(stdout(&out).trim(), "running", "{}", stderr(&out));
 
     // A copy cut off (the network gone, ssh killed): the host is left as it
@@ -414,26 +344,44 @@ fn a_second_host_runs_every_command_from_here() {
     assert!(
         until(Duration::from_secs(60), || {
             current_generation(&env, &host, &name) == switched
-                && stdout(&run(
-                    &env,
-                    &host,
-                    &[
-                        "--host",
-                        h,
-                        "exec",
-                        &name,
-                        "--",
-                        "systemctl",
-                        "is-system-running",
-                    ],
-                ))
-                .trim()
-                    == "running"
+                && stdout(&in_guest(&["systemctl", "is-system-running"])).trim() == "running"
         }),
         "the host did not roll the guest back"
     );
     let said = host.ssh("cat /tmp/miniguest-run.*/err");
     assert!(stdout(&said).contains("rolled back"), "{}", stdout(&said));
+
+    // Built there (--build-host) from what was evaluated here, installed
+    // here: its build log is there, not here.
+    let version = unique_name("built-there");
+    set_params(&env, serde_json::json!({ "version": version }));
+    let here = unique_name("built");
+    let out = run(
+        &env,
+        &host,
+        &[
+            "--build-host",
+            h,
+            "install",
+            &format!("{}#ctsd", env.flake_dir().display()),
+            "-n",
+            &here,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let output = env.current_output(&here);
+    let log =
+        format!("find /nix/var/log/nix/drvs -name '*-miniguest-ctsd-{version}.drv*' | grep -q .");
+    let logged_there = host.ssh(&log);
+    assert!(logged_there.status.success(), "no build log there");
+    let logged_here = Command::new("sh").args(["-c", &log]).status().unwrap();
+    assert!(!logged_here.success(), "built here");
+    assert!(host
+        .ssh(&format!("test -e {}", output.display()))
+        .status
+        .success());
+    let out = env.run(&["remove", &here]);
+    assert!(out.status.success(), "{}", stderr(&out));
 
     // Both hosts at once, each row told its host; then one that is gone.
     let out = run(
@@ -452,7 +400,7 @@ fn a_second_host_runs_every_command_from_here() {
     assert_eq!(ours.len(), 1, "{rows}");
     assert_eq!(ours[0]["host"], h, "{rows}");
     assert_eq!(ours[0]["state"], "running", "{rows}");
-    let out = run(&env, &host, &["--host", h, "--host", "gone", "list"]);
+    let out = there(&["--host", "gone", "list"]);
     assert!(!out.status.success());
     assert!(stdout(&out).contains(&name), "{}", stdout(&out));
     let said = stderr(&out);
@@ -465,12 +413,12 @@ fn a_second_host_runs_every_command_from_here() {
     );
 
     // Rolled back by hand, stopped, removed: there, not here.
-    let out = run(&env, &host, &["--host", h, "rollback", &name]);
+    let out = there(&["rollback", &name]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(current_generation(&env, &host, &name) < switched);
-    let out = run(&env, &host, &["--host", h, "stop", &name]);
+    let out = there(&["stop", &name]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = run(&env, &host, &["--host", h, "remove", &name]);
+    let out = there(&["remove", &name]);
     assert!(out.status.success(), "{}", stderr(&out));
     let gone = host.ssh(&format!(
         "test -e /etc/miniguests/{name} || test -e /var/lib/lxc/{name}"
