@@ -12,6 +12,8 @@
 #   6. the closure-only store view of 1,000 paths vs the full store's one bind
 #   7. --host: install against nix copy + ssh nix-env --set by hand; a
 #      no-change reinstall (time, bytes sent); status of 3 hosts x 20 guests
+#   8. real systemd in an LXC container against the busybox stand-in: start
+#      to ready, stop, idle cgroup memory
 # Run as root on Debian 12.
 set -euo pipefail
 # shellcheck source=scripts/nix-env.sh
@@ -20,7 +22,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 rounds=${BENCH_ROUNDS:-3}
 # BENCH_SECTIONS="2 4" runs only those.
-sections=" ${BENCH_SECTIONS:-1 2 3 4 5 6 7} "
+sections=" ${BENCH_SECTIONS:-1 2 3 4 5 6 7 8} "
 want() { [[ "$sections" == *" $1 "* ]]; }
 
 bash scripts/setup-host.sh >/dev/null
@@ -310,4 +312,30 @@ done
 rows=$("$mg" --host h2a --host h2b --host h2c status --json | grep -c '"host"')
 o=$(printf '%s\n' "${one[@]}" | median); t=$(printf '%s\n' "${three[@]}" | median)
 printf 'status of 3 hosts x 20 guests (%d rows) %6.2f s   one host %6.2f s   %.2fx\n' "$rows" "$t" "$o" "$(echo "$t / $o" | bc -l)"
+fi
+
+if want 8; then
+echo "== 8. real systemd in a container (the systemd stand-in, median of $rounds)"
+# The same guest as the busybox stand-in's ctstay, but Debian's systemd
+# 257 as PID 1 with NixOS's unit set: start to `running`, and what the
+# idle container holds in memory (its cgroup's).
+MINIGUEST_STANDIN_SYSTEMD=1 bash scripts/standin-flake.sh "$work/sdflake" >/dev/null
+for attr in ctstay ctsdplain; do
+  flake=$work/flake; [ $attr = ctsdplain ] && flake=$work/sdflake
+  "$mg" install "path:$flake#$attr" -n "bench-$attr" >/dev/null 2>&1
+  "$mg" create "bench-$attr" --define --lxcpath "$work/lxc-sd" >/dev/null 2>&1
+  times=()
+  for _ in $(seq "$rounds"); do
+    t0=$(now); "$mg" start "bench-$attr" --wait=120 >/dev/null; times+=("$(echo "$(now) - $t0" | bc)")
+    "$mg" stop "bench-$attr" >/dev/null
+  done
+  "$mg" start "bench-$attr" --wait=120 >/dev/null
+  sleep 3
+  # cgroup v2's memory.current, or v1's usage where memory is still v1.
+  mem=$(lxc-cgroup -P "$work/lxc-sd" -n "bench-$attr" memory.current 2>/dev/null ||
+    lxc-cgroup -P "$work/lxc-sd" -n "bench-$attr" memory.usage_in_bytes 2>/dev/null || echo 0)
+  t0=$(now); "$mg" stop "bench-$attr" >/dev/null; stop=$(echo "$(now) - $t0" | bc)
+  printf '%-9s lxc start --wait to ready %6.2f s   stop %5.2f s   idle cgroup memory %6.1f MiB\n' \
+    "$([ $attr = ctstay ] && echo busybox || echo systemd)" "$(printf '%s\n' "${times[@]}" | median)" "$stop" "$(echo "$mem / 1048576" | bc -l)"
+done
 fi
