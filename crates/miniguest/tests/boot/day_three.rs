@@ -329,11 +329,11 @@ fn switch_without_a_reboot(attr: &str, extra: &[&str], needs: &[(&str, bool)]) {
     // shows what it booted, and it runs what it was switched to.
     forget_old_generations(&env, &name);
     assert!(
-        !collectable(&env, &first),
+        !collectable(&env, &name, &first),
         "the booted closure was collectable"
     );
     assert!(
-        !collectable(&env, second.to_str().unwrap()),
+        !collectable(&env, &name, second.to_str().unwrap()),
         "the switched-to closure was collectable"
     );
 

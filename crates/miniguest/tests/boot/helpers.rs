@@ -323,26 +323,41 @@ pub fn status(env: &TestEnv, name: &str) -> serde_json::Value {
     rows[0].clone()
 }
 
-/// Whether Nix would delete the path: `nix-store --delete` refuses a path
-/// that is still reachable from a root. No garbage collection of the whole
-/// store, which other tests build into at the same time.
-pub fn collectable(env: &TestEnv, path: &str) -> bool {
-    let deleted = std::process::Command::new("nix-store")
+/// Whether this test's guest no longer keeps the path from Nix's garbage
+/// collector: none of the roots that reach it (`nix-store --query --roots`)
+/// is the guest's profile, its booted or switched root, or anything else
+/// in this test's directory. Other tests install the same fixture outputs
+/// at the same time, so their roots are left out rather than the path
+/// deleted, and no whole-store collection runs.
+pub fn collectable(env: &TestEnv, name: &str, path: &str) -> bool {
+    let roots = std::process::Command::new("nix-store")
         .envs(env.nix_env())
-        .args(["--delete", path])
+        .args(["--query", "--roots", path])
         .output()
         .unwrap();
-    if !deleted.status.success() {
-        // What keeps it, for the failure's message.
-        let roots = std::process::Command::new("nix-store")
-            .envs(env.nix_env())
-            .args(["--query", "--roots", path])
-            .output()
-            .unwrap();
-        eprintln!("{path} is kept by: {}", stdout(&roots));
+    assert!(roots.status.success(), "{}", stderr(&roots));
+    let guest_roots = [
+        format!("{GC_ROOTS}/{name}"),
+        format!("{GC_ROOTS}/switched/{name}"),
+    ];
+    let test_dir = env.path("");
+    let ours: Vec<String> = stdout(&roots)
+        .lines()
+        .filter(|line| {
+            let link = line.split(" -> ").next().unwrap_or_default();
+            guest_roots.iter().any(|root| link == root)
+                || std::path::Path::new(link).starts_with(&test_dir)
+        })
+        .map(str::to_string)
+        .collect();
+    if !ours.is_empty() {
+        eprintln!("{path} is kept by: {ours:?}");
     }
-    deleted.status.success()
+    ours.is_empty()
 }
+
+/// Where Miniguest keeps a running guest's roots on the machine's store.
+const GC_ROOTS: &str = "/nix/var/nix/gcroots/miniguest";
 
 /// Day two on one backend: define twice, start, status, upgrade, the
 /// booted closure kept while it runs, restart into the new version, stop,
@@ -407,7 +422,7 @@ pub fn day_two(
     // The profile forgets generation 1; the running guest's root keeps it.
     forget_old_generations(&env, &name);
     assert!(
-        !collectable(&env, &first),
+        !collectable(&env, &name, &first),
         "the booted closure was collectable"
     );
     assert!(std::path::Path::new(&first).exists());
@@ -442,7 +457,7 @@ pub fn day_two(
     assert_eq!(s["state"], "stopped", "{s}");
     assert_eq!(s["booted"], serde_json::Value::Null, "{s}");
     assert!(
-        collectable(&env, &first),
+        collectable(&env, &name, &first),
         "the old closure outlived its guest"
     );
 
