@@ -12,8 +12,10 @@
 #   6. the closure-only store view of 1,000 paths vs the full store's one bind
 #   7. --host: install against nix copy + ssh nix-env --set by hand; a
 #      no-change reinstall (time, bytes sent); status of 3 hosts x 20 guests
-#   8. real systemd in an LXC container against the busybox stand-in: start
-#      to ready, stop, idle cgroup memory
+#   8. real systemd against the busybox stand-in: in an LXC container (start
+#      to ready, stop, idle cgroup memory); in a VM on libvirt (start to
+#      ready, stop, idle QEMU RSS), under `run` and microvm.nix's QEMU
+#      shape (to the console's multi-user line)
 # Run as root on Debian 12.
 set -euo pipefail
 # shellcheck source=scripts/nix-env.sh
@@ -54,8 +56,9 @@ mg="$root/target/release/miniguest"
 export MINIGUEST_GUESTS_DIR="$work/guests" MINIGUEST_PROFILES_DIR="$work/profiles" MINIGUEST_STATE_DIR="$work/state"
 bash scripts/standin-flake.sh "$work/flake"
 now() { date +%s.%N; }
+# The busybox stand-in's marker, or MARKER (a grep pattern).
 wait_marker() { # log, deadline in seconds
-  for _ in $(seq $(( $2 * 50 ))); do grep -q STANDIN-DONE "$1" 2>/dev/null && return 0; sleep 0.02; done
+  for _ in $(seq $(( $2 * 50 ))); do grep -q "${MARKER:-STANDIN-DONE}" "$1" 2>/dev/null && return 0; sleep 0.02; done
   echo "no marker in $1" >&2; return 1
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -315,7 +318,7 @@ printf 'status of 3 hosts x 20 guests (%d rows) %6.2f s   one host %6.2f s   %.2
 fi
 
 if want 8; then
-echo "== 8. real systemd in a container (the systemd stand-in, median of $rounds)"
+echo "== 8. real systemd (the systemd stand-in) against the busybox stand-in, median of $rounds"
 # The same guest as the busybox stand-in's ctstay, but Debian's systemd
 # 257 as PID 1 with NixOS's unit set: start to `running`, and what the
 # idle container holds in memory (its cgroup's).
@@ -337,5 +340,46 @@ for attr in ctstay ctsdplain; do
   t0=$(now); "$mg" stop "bench-$attr" >/dev/null; stop=$(echo "$(now) - $t0" | bc)
   printf '%-9s lxc start --wait to ready %6.2f s   stop %5.2f s   idle cgroup memory %6.1f MiB\n' \
     "$([ $attr = ctstay ] && echo busybox || echo systemd)" "$(printf '%s\n' "${times[@]}" | median)" "$stop" "$(echo "$mem / 1048576" | bc -l)"
+done
+
+# VMs: the busybox stand-in's vmstay against vmsd (systemd from stage 2
+# on, udev, qemu-ga as NixOS's unit), on 9p. libvirt: `start --wait` to
+# ready (the readiness command through the agent), `stop` (through the
+# agent: systemd's poweroff, or the busybox stand-in's ACPI handler), and
+# the idle QEMU's resident memory. `run` and microvm.nix's QEMU shape:
+# to the console's marker (the busybox stand-in's, or systemd's
+# "Reached target multi-user.target").
+export -f microvm_nix
+export work virtiofsd_bin
+mkdir -p "$work/secrets"
+for c in api-token ssh-host-key; do echo "bench $c" > "$work/secrets/$c"; done
+for attr in vmstay vmsd; do
+  flake=$work/flake marker=STANDIN-DONE creds=()
+  if [ $attr = vmsd ]; then
+    flake=$work/sdflake marker='Reached target.*multi-user.target'
+    # The credentials it declares, which systemd imports from fw_cfg.
+    creds=(--credential "api-token=$work/secrets/api-token" --credential "ssh-host-key=$work/secrets/ssh-host-key")
+  fi
+  name=bench-$attr
+  "$mg" install "path:$flake#$attr" -n "$name" >/dev/null 2>&1
+  out=$(readlink -f "$work/guests/$name")
+  "$mg" create "$name" --define --network none --console-log "$work/$attr.log" "${creds[@]}" >/dev/null 2>&1
+  ready=(); base=(); run=()
+  for _ in $(seq "$rounds"); do
+    t0=$(now); "$mg" start "$name" --wait=300 >/dev/null; ready+=("$(echo "$(now) - $t0" | bc)")
+    "$mg" stop --force "$name" >/dev/null
+    base+=("$(MARKER=$marker time_to_marker "$work/base.log" bash -c 'microvm_nix "$0" "$1" "$2"' vm9p "$out" "$work/base.log")")
+    run+=("$(MARKER=$marker time_to_marker "$work/run.log" "$mg" run "$name" --network none --console-log "$work/run.log" "${creds[@]}")")
+  done
+  "$mg" start "$name" --wait=300 >/dev/null
+  sleep 3
+  rss=$(awk '/^VmRSS/ {print $2}' "/proc/$(cat "/run/libvirt/qemu/$name.pid")/status")
+  t0=$(now); "$mg" stop "$name" --timeout 60 >/dev/null; stop=$(echo "$(now) - $t0" | bc)
+  virsh -c qemu:///system undefine "$name" >/dev/null
+  b=$(printf '%s\n' "${base[@]}" | median); r=$(printf '%s\n' "${run[@]}" | median)
+  printf '%-9s libvirt start --wait to ready %6.2f s   stop %5.2f s   idle QEMU RSS %6.1f MiB\n' \
+    "$([ $attr = vmstay ] && echo busybox || echo systemd)" "$(printf '%s\n' "${ready[@]}" | median)" "$stop" "$(echo "$rss / 1024" | bc -l)"
+  printf '          to the console marker: microvm.nix shape %6.2f s   miniguest run %6.2f s, ratio %.3f\n' \
+    "$b" "$r" "$(echo "$r / $b" | bc -l)"
 done
 fi

@@ -58,7 +58,7 @@ for lib in $(ldd "$ga_root/usr/sbin/qemu-ga" | awk '/=>/ {print $3} /ld-linux/ {
 done
 
 # The systemd stand-in's programs (MINIGUEST_STANDIN_SYSTEMD=1): Debian
-# 13's systemd, util-linux's mount and agetty, and Nix, with their libraries and
+# 13's systemd and udev, util-linux's mount and agetty, and Nix, with their libraries and
 # loader, as trixie-tools.sh unpacked them. The model's pkgs.systemd and
 # pkgs.nix put them in the store and point them at their libraries.
 if [ -n "${MINIGUEST_STANDIN_SYSTEMD:-}" ]; then
@@ -66,9 +66,13 @@ if [ -n "${MINIGUEST_STANDIN_SYSTEMD:-}" ]; then
   t="$files/trixie"
   mkdir -p "$t/bin" "$t/lib"
   cp -a "$trixie/usr/lib/systemd" "$t/lib/systemd"
-  for b in systemctl journalctl systemd-creds systemd-tmpfiles systemd-escape systemd-run busctl mount umount nix; do
+  cp -a "$trixie/usr/lib/udev" "$t/lib/udev"
+  for b in systemctl journalctl systemd-creds systemd-tmpfiles systemd-escape systemd-run busctl udevadm mount umount nix; do
     cp -a "$trixie/usr/bin/$b" "$t/bin/"
   done
+  # As systemd-sysv (and NixOS's systemd package): the old names of the
+  # power commands are systemctl's, which qemu-ga's shutdown runs.
+  for b in halt poweroff reboot shutdown; do ln -s systemctl "$t/bin/$b"; done
   cp -a "$trixie/usr/sbin/agetty" "$t/bin/"
   ln -s nix "$t/bin/nix-store"
   ln -s nix "$t/bin/nix-env"

@@ -23,10 +23,10 @@ host_virtiofsd() {
   command -v virtiofsd >/dev/null 2>&1 && ! [ "$(command -v virtiofsd)" = "$tool_bin/virtiofsd" ]
 }
 
-# systemd, util-linux (mount, agetty) and zlib (which systemd's tools load
-# but the library walk, keeping to lib* packages, misses): the systemd
+# systemd, udev, util-linux (mount, agetty) and zlib (which systemd's tools
+# load but the library walk, keeping to lib* packages, misses): the systemd
 # stand-in's.
-packages=(nix-bin systemd mount util-linux zlib1g)
+packages=(nix-bin systemd udev mount util-linux zlib1g)
 host_virtiofsd || packages+=(virtiofsd)
 
 stamp=$base/packages
@@ -78,7 +78,7 @@ for program in "$root/usr/bin/nix" "$root/usr/libexec/virtiofsd"; do
   fi
 done
 # ...and every library each ELF file of the stand-in's names is among them.
-for f in "$root"/usr/bin/nix "$root"/usr/bin/systemctl "$root"/usr/sbin/agetty "$root"/usr/lib/systemd/systemd "$root"/usr/lib/systemd/systemd-* "$lib"/systemd/*.so; do
+for f in "$root"/usr/bin/nix "$root"/usr/bin/systemctl "$root"/usr/bin/udevadm "$root"/usr/sbin/agetty "$root"/usr/lib/systemd/systemd "$root"/usr/lib/systemd/systemd-* "$lib"/systemd/*.so; do
   [ -f "$f" ] || continue
   for needed in $(readelf -d "$f" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
     [ -e "$lib/$needed" ] || [ -e "$lib/systemd/$needed" ] || {
@@ -87,4 +87,4 @@ for f in "$root"/usr/bin/nix "$root"/usr/bin/systemctl "$root"/usr/sbin/agetty "
     }
   done
 done
-echo "trixie-tools: $("$nix_bin/nix" --version), $("$lib/ld-linux-x86-64.so.2" --library-path "$lib:$lib/systemd" "$root/usr/bin/systemctl" --version | head -n 1)${packages[5]:+, virtiofsd in $tool_bin}"
+echo "trixie-tools: $("$nix_bin/nix" --version), $("$lib/ld-linux-x86-64.so.2" --library-path "$lib:$lib/systemd" "$root/usr/bin/systemctl" --version | head -n 1)$([ -x "$tool_bin/virtiofsd" ] && echo ", virtiofsd in $tool_bin")"

@@ -100,7 +100,7 @@ let
     '';
     systemd = self.trixiePackage "systemd-trixie" [ "lib/systemd" "bin/systemctl" "bin/journalctl"
       "bin/systemd-creds" "bin/systemd-tmpfiles" "bin/systemd-escape" "bin/systemd-run"
-      "bin/busctl" ];
+      "bin/busctl" "bin/udevadm" "bin/halt" "bin/poweroff" "bin/reboot" "bin/shutdown" ];
     util-linux = self.trixiePackage "util-linux-trixie" [ "bin/mount" "bin/umount" "bin/agetty" ];
     standinKernel = self.runCommand "linux-standin" { } "cp ${files.kernel} $out";
     standinModules = files.modules;

@@ -112,6 +112,15 @@ let
     cp "$groupPath" $out/group
     echo ${lib.escapeShellArg config.networking.hostName} > $out/hostname
     ln -s ${config.system.build.etcSystemd} $out/systemd
+    ln -s ${udevRules} $out/udev
+  '';
+
+  # nixos/modules/services/hardware/udev.nix: /etc/udev/rules.d holds the
+  # rules of udev's package and, last, services.udev.extraRules.
+  udevRules = pkgs.runCommand "etc-udev" { extraRules = config.services.udev.extraRules; passAsFile = [ "extraRules" ]; } ''
+    mkdir -p $out/rules.d
+    for r in ${cfg.package}/lib/udev/rules.d/*; do ln -s "$r" $out/rules.d/; done
+    cp "$extraRulesPath" $out/rules.d/99-local.rules
   '';
 
   # NixOS's stage 2 init, for Debian's systemd: the kernel's file systems
@@ -135,7 +144,7 @@ let
     chmod 1777 /tmp
     ln -sfn "$(dirname "$(readlink /boot/init)")" /run/current-system
     ln -sfn ${etc} /etc/static
-    for f in os-release passwd group hostname systemd; do
+    for f in os-release passwd group hostname systemd udev; do
       rm -rf "/etc/$f"
       ln -s "/etc/static/$f" "/etc/$f"
     done
@@ -146,11 +155,24 @@ let
         *) ln -sfn "$e" /usr/lib/systemd/ ;;
       esac
     done
+    # udev's helpers where rules name them; its rules are NixOS's, in /etc.
+    mkdir -p /usr/lib/udev
+    for e in ${cfg.package}/lib/udev/*; do
+      case "''${e##*/}" in
+        rules.d|hwdb.d) ;;
+        *) ln -sfn "$e" /usr/lib/udev/ ;;
+      esac
+    done
     rm -rf /usr/bin
     mkdir -p /usr/bin
     for b in ${cfg.package}/bin/* ${pkgs.util-linux}/bin/* ${busybox}/bin/*; do
       [ -e "/usr/bin/''${b##*/}" ] || ln -s "$b" /usr/bin/
     done
+    ${lib.optionalString (!config.boot.isContainer) ''
+      # The kernel's modules, for udev and systemd's own loading, as NixOS's
+      # /run/booted-system/kernel-modules gives them.
+      [ -e /lib/modules ] || { mkdir -p /lib; ln -s ${pkgs.standinModules} /lib/modules; }
+    ''}
     [ -e /bin ] || ln -s usr/bin /bin
     [ -e /sbin ] || ln -s usr/bin /sbin
     exec ${cfg.package}/lib/systemd/systemd
@@ -192,6 +214,7 @@ in
     systemd.package = mkOption { type = types.package; default = pkgs.systemd; };
     systemd.additionalUpstreamSystemUnits = mkOption { type = types.listOf types.str; default = [ ]; };
     systemd.suppressedSystemUnits = mkOption { type = types.listOf types.str; default = [ ]; };
+    services.udev.extraRules = mkOption { type = types.lines; default = ""; };
     # The model's own switch: the stand-in's stage 2 runs this systemd as
     # PID 1, rather than the busybox script that reports and stops.
     system.standin.systemd = mkOption { type = types.bool; default = false; internal = true; };

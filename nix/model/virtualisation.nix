@@ -92,6 +92,24 @@ in
       system.build.vhostUserPackages = libvirtd.qemu.vhostUserPackages;
     })
 
+    # nixos/modules/virtualisation/qemu-guest-agent.nix: udev asks for the
+    # unit when the agent's port appears.
+    (mkIf config.services.qemuGuest.enable {
+      services.udev.extraRules = ''
+        SUBSYSTEM=="virtio-ports", ATTR{name}=="org.qemu.guest_agent.0", TAG+="systemd" ENV{SYSTEMD_WANTS}="qemu-guest-agent.service"
+      '';
+      systemd.services.qemu-guest-agent = {
+        description = "Run the QEMU Guest Agent";
+        serviceConfig = {
+          ExecStart = "${config.services.qemuGuest.package}/bin/qemu-ga --statedir /run/qemu-ga";
+          Restart = "always";
+          RestartSec = 0;
+          RuntimeDirectory = "qemu-ga";
+          RuntimeDirectoryMode = "0755";
+        };
+      };
+    })
+
     (mkIf lxc.enable {
       environment.systemPackages = [ lxc.package ];
       environment.etc."lxc/lxc.conf".text = lxc.systemConfig;

@@ -256,18 +256,6 @@ fn exec_reaches_a_guest_under_run() {
     );
 }
 
-/// `miniguest run` and its QEMU, as one process group, ended on drop.
-struct KillGroup(std::process::Child);
-
-impl Drop for KillGroup {
-    fn drop(&mut self) {
-        if let Some(group) = rustix::process::Pid::from_raw(self.0.id() as i32) {
-            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
-        }
-        let _ = self.0.wait();
-    }
-}
-
 /// A guest that never says it has booted makes `start --wait` fail, naming
 /// it, when the time is up.
 #[test]

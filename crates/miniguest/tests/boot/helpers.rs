@@ -465,3 +465,15 @@ pub fn day_two(
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("undefined"), "{}", stdout(&out));
 }
+
+/// `miniguest run` and its QEMU, as one process group, ended on drop.
+pub struct KillGroup(pub std::process::Child);
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        if let Some(group) = rustix::process::Pid::from_raw(self.0.id() as i32) {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        }
+        let _ = self.0.wait();
+    }
+}

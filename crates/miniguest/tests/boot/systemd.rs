@@ -28,19 +28,27 @@ fn credentials(env: &TestEnv) -> (Vec<String>, Vec<(String, String)>) {
     (args, hashes)
 }
 
-/// A systemd stand-in defined as an LXC container.
-struct Container {
+/// A systemd stand-in defined on a backend.
+struct Guest {
     env: TestEnv,
     name: String,
     log: std::path::PathBuf,
     /// Each credential it was given, with the hash of its value.
     hashes: Vec<(String, String)>,
+    /// Its libvirt domain, undefined when dropped.
+    _domain: Option<standin::Domain>,
+}
+
+impl Guest {
+    fn console(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
 }
 
 /// The stand-in `attr` installed with the systemd stand-in's programs and
 /// defined as an LXC container in its own LXC path, with credentials if it
 /// declares them.
-fn systemd_container(attr: &str) -> Option<Container> {
+fn systemd_container(attr: &str) -> Option<Guest> {
     if !lxc_ready() {
         return None;
     }
@@ -59,7 +67,30 @@ fn systemd_container(attr: &str) -> Option<Container> {
         &log,
         if declares { &args } else { &[] },
     );
-    Some(Container {
+    Some(Guest {
+        env,
+        name,
+        log,
+        hashes,
+        _domain: None,
+    })
+}
+
+/// The VM stand-in `attr` with the systemd stand-in's programs, defined
+/// as a libvirt domain with its credentials.
+fn systemd_libvirt(attr: &str) -> Option<Guest> {
+    if missing(&[libvirt_needed()]).is_some() {
+        return None;
+    }
+    let env = standin::systemd_env();
+    let name = unique_name(attr);
+    install(&env, attr, &name);
+    let (args, hashes) = credentials(&env);
+    let log = env.path("console.log");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    define_with(&env, &name, &log, &args);
+    Some(Guest {
+        _domain: Some(standin::Domain(name.clone())),
         env,
         name,
         log,
@@ -67,59 +98,50 @@ fn systemd_container(attr: &str) -> Option<Container> {
     })
 }
 
-/// In an unprivileged LXC container (root mapped), real systemd boots
-/// NixOS's unit set with no failed unit: `start --wait` returns when systemd
-/// says `running`, it lists the host's credentials as system credentials
-/// with their values, the guest's Nix has its closure registered, and
-/// `stop` shuts it down through systemd within seconds.
-#[test]
-fn lxc_runs_real_systemd_to_running() {
-    let Some(Container {
-        env,
-        name,
-        log,
-        hashes,
-    }) = systemd_container("ctsd")
-    else {
-        return;
-    };
-    let out = env.run(&["start", &name, "--wait=120"]);
-    let console = || std::fs::read_to_string(&log).unwrap_or_default();
+/// `start --wait` returns when systemd says `running`; systemd lists the
+/// host's credentials as system credentials, with their values; the
+/// guest's Nix has its closure registered.
+fn starts_to_running_with_credentials(guest: &Guest) {
+    let Guest { env, name, .. } = guest;
+    let out = env.run(&["start", name, "--wait=240"]);
     assert!(
         out.status.success(),
         "{}\n{}\n{}",
         stdout(&out),
         stderr(&out),
-        console()
+        guest.console()
     );
     assert!(stdout(&out).contains("is ready"), "{}", stdout(&out));
-    let state = exec_in(&env, &name, &["systemctl", "is-system-running"]);
-    assert_eq!(stdout(&state).trim(), "running", "{}", console());
-
+    assert_running(guest);
     let listed = exec_in(
-        &env,
-        &name,
+        env,
+        name,
         &["systemd-creds", "--system", "list", "--no-legend"],
     );
     assert!(listed.status.success(), "{}", stderr(&listed));
-    for (cred, hash) in &hashes {
+    for (cred, hash) in &guest.hashes {
         assert!(
             stdout(&listed).contains(cred.as_str()),
             "{}",
             stdout(&listed)
         );
-        let value = exec_in(&env, &name, &["systemd-creds", "--system", "cat", cred]);
+        let value = exec_in(env, name, &["systemd-creds", "--system", "cat", cred]);
         assert!(value.status.success(), "{}", stderr(&value));
         assert_eq!(&sha256_hex(&value.stdout), hash, "credential {cred}");
     }
     // The guest module's registration ran through the guest's real Nix.
+    let store = if guest._domain.is_some() {
+        "auto"
+    } else {
+        "local?real=/run/miniguest-register"
+    };
     let registered = exec_in(
-        &env,
-        &name,
+        env,
+        name,
         &[
             "nix-store",
             "--store",
-            "local?real=/run/miniguest-register",
+            store,
             "-q",
             "--references",
             "/run/current-system",
@@ -130,26 +152,186 @@ fn lxc_runs_real_systemd_to_running() {
         "{}",
         stderr(&registered)
     );
+}
 
+/// systemd says `running`: no unit failed.
+fn assert_running(guest: &Guest) {
+    let state = exec_in(&guest.env, &guest.name, &["systemctl", "is-system-running"]);
+    let failed = exec_in(
+        &guest.env,
+        &guest.name,
+        &["systemctl", "--failed", "--no-legend"],
+    );
+    assert_eq!(
+        stdout(&state).trim(),
+        "running",
+        "{}\n{}",
+        stdout(&failed),
+        guest.console()
+    );
+}
+
+/// The console without its colours, as systemd writes to a terminal.
+fn plain(console: &str) -> String {
+    let mut out = String::with_capacity(console.len());
+    let mut chars = console.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `stop` shuts the guest down through systemd within seconds: the
+/// console shows systemd reaching `target`, and nothing timed out.
+fn stops_through_systemd(guest: &Guest, target: &str) {
     let asked = Instant::now();
-    let out = env.run(&["stop", &name, "--timeout", "30"]);
+    let out = guest.env.run(&["stop", &guest.name, "--timeout", "30"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         asked.elapsed() < Duration::from_secs(10),
         "stopping took {:?}",
         asked.elapsed()
     );
-    let log = console();
-    assert!(log.contains("Reached target halt.target"), "{log}");
-    assert!(!log.contains("timed out"), "{log}");
-    assert_eq!(status(&env, &name)["state"], "stopped");
+    let log = plain(&guest.console());
+    assert!(log.contains(&format!("Reached target {target}")), "{log}");
+    assert!(!log.to_lowercase().contains("timed out"), "{log}");
+    assert_eq!(status(&guest.env, &guest.name)["state"], "stopped");
+}
+
+/// In an unprivileged LXC container (root mapped), real systemd boots
+/// NixOS's unit set with no failed unit, takes the credentials from LXC's
+/// directory, and `stop` shuts it down through systemd within seconds.
+#[test]
+fn lxc_runs_real_systemd_to_running() {
+    let Some(guest) = systemd_container("ctsd") else {
+        return;
+    };
+    starts_to_running_with_credentials(&guest);
+    stops_through_systemd(&guest, "halt.target");
+}
+
+/// A libvirt VM on 9p: real systemd from stage 2 on, udev, credentials
+/// from fw_cfg, `exec` through qemu-ga as NixOS's unit (which udev starts
+/// when the agent's port appears), and `stop` through the agent: systemd's
+/// poweroff.
+#[test]
+fn libvirt_9p_runs_real_systemd_to_running() {
+    let Some(guest) = systemd_libvirt("vmsd") else {
+        return;
+    };
+    starts_to_running_with_credentials(&guest);
+    let agent = exec_in(
+        &guest.env,
+        &guest.name,
+        &["systemctl", "is-active", "qemu-guest-agent.service"],
+    );
+    assert_eq!(stdout(&agent).trim(), "active", "{}", guest.console());
+    stops_through_systemd(&guest, "poweroff.target");
+}
+
+/// The same on virtiofs, ended from inside: `systemctl poweroff` powers
+/// the VM off, and `status` then says stopped.
+#[test]
+fn libvirt_virtiofs_runs_real_systemd_and_powers_off_from_inside() {
+    let Some(guest) = systemd_libvirt("vmsdfs") else {
+        return;
+    };
+    starts_to_running_with_credentials(&guest);
+    // The agent may not answer: the guest goes down under it.
+    let _ = exec_in(&guest.env, &guest.name, &["systemctl", "poweroff"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status(&guest.env, &guest.name)["state"] != "stopped" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        status(&guest.env, &guest.name)["state"],
+        "stopped",
+        "{}",
+        guest.console()
+    );
+    let log = plain(&guest.console());
+    assert!(log.contains("Reached target poweroff.target"), "{log}");
+    assert!(log.contains("reboot: Power down"), "{log}");
+}
+
+/// Under `run`, QEMU with no manager: real systemd reaches `running` with
+/// fw_cfg's credentials, and `systemctl poweroff` inside ends `run`
+/// itself, successfully.
+#[test]
+fn run_runs_real_systemd_and_ends_with_its_poweroff() {
+    use std::os::unix::process::CommandExt;
+    if missing(&[]).is_some() {
+        return;
+    }
+    let env = standin::systemd_env();
+    let name = unique_name("vmsd");
+    install(&env, "vmsd", &name);
+    let (creds, hashes) = credentials(&env);
+    let log = env.path("console.log");
+    let mut run = env.std_cmd();
+    run.args(["run", &name, "--network", "none", "--console-log"])
+        .arg(&log)
+        .args(&creds)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0);
+    let mut child = KillGroup(run.spawn().unwrap());
+    let guest = Guest {
+        env,
+        name,
+        log,
+        hashes,
+        _domain: None,
+    };
+    let deadline = Instant::now() + BOOT_TIMEOUT;
+    let mut ready = exec_in(&guest.env, &guest.name, &["true"]);
+    while !ready.status.success() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        ready = exec_in(&guest.env, &guest.name, &["true"]);
+    }
+    let waited = exec_in(
+        &guest.env,
+        &guest.name,
+        &["systemctl", "is-system-running", "--wait"],
+    );
+    assert_eq!(stdout(&waited).trim(), "running", "{}", guest.console());
+    for (cred, hash) in &guest.hashes {
+        let value = exec_in(
+            &guest.env,
+            &guest.name,
+            &["systemd-creds", "--system", "cat", cred],
+        );
+        assert_eq!(&sha256_hex(&value.stdout), hash, "credential {cred}");
+    }
+    let _ = exec_in(&guest.env, &guest.name, &["systemctl", "poweroff"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ended = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let log = plain(&guest.console());
+    assert!(ended.is_some_and(|s| s.success()), "{ended:?}\n{log}");
+    assert!(log.contains("Reached target poweroff.target"), "{log}");
 }
 
 /// A unit of the guest's own that fails: systemd says `degraded`, and
 /// `start --wait` says so and fails.
 #[test]
 fn start_wait_reports_degraded_when_a_unit_of_the_guest_fails() {
-    let Some(Container { env, name, log, .. }) = systemd_container("ctsdfail") else {
+    let Some(Guest { env, name, log, .. }) = systemd_container("ctsdfail") else {
         return;
     };
     let out = env.run(&["start", &name, "--wait=120"]);
@@ -236,10 +418,19 @@ fn nspawn_runs_real_systemd() {
     assert!(text.contains("Halting system"), "{text}");
 }
 
-/// When PID 1 started: the same across a switch, new after a reboot (a
-/// container shares the host's boot id).
+/// Which boot, and when in it PID 1 started: the same across a switch,
+/// new after a reboot (a VM's boot id changes; a container shares the
+/// host's, and its PID 1 starts anew).
 fn init_started(env: &TestEnv, name: &str) -> String {
-    let out = exec_in(env, name, &["cut", "-d", " ", "-f", "22", "/proc/1/stat"]);
+    let out = exec_in(
+        env,
+        name,
+        &[
+            "sh",
+            "-c",
+            "cat /proc/sys/kernel/random/boot_id; cut -d ' ' -f 22 /proc/1/stat",
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     stdout(&out).trim().to_owned()
 }
@@ -251,38 +442,40 @@ fn set_unit(env: &TestEnv, unit: &str) {
 
 /// `upgrade --switch` to a generation that adds a unit: the guest's
 /// switch-to-configuration, through real systemctl, starts it in the
-/// running container, which is not restarted. A checked switch to one
-/// whose unit fails: systemd says degraded, and the guest and its profile
-/// are put back.
-#[test]
-fn upgrade_switch_starts_a_new_unit_and_rolls_back_a_failing_one() {
-    let Some(Container { env, name, log, .. }) = systemd_container("ctsd") else {
-        return;
-    };
-    let console = || std::fs::read_to_string(&log).unwrap_or_default();
-    let out = env.run(&["start", &name, "--wait=120"]);
-    assert!(out.status.success(), "{}\n{}", stderr(&out), console());
-    let started = init_started(&env, &name);
+/// running guest, which is not restarted. A checked switch to one whose
+/// unit fails: systemd says degraded, and the guest and its profile are
+/// put back.
+fn switch_starts_a_new_unit_and_rolls_back_a_failing_one(guest: Guest) {
+    let Guest { env, name, .. } = &guest;
+    let out = env.run(&["start", name, "--wait=240"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stderr(&out),
+        guest.console()
+    );
+    let started = init_started(env, name);
 
-    set_unit(&env, "starts");
-    let out = env.run(&["upgrade", "--switch", "--wait=60", &name]);
-    assert!(out.status.success(), "{}\n{}", stderr(&out), console());
+    set_unit(env, "starts");
+    let out = env.run(&["upgrade", "--switch", "--wait=120", name]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stderr(&out),
+        guest.console()
+    );
     assert!(
         stdout(&out).contains("without a reboot"),
         "{}",
         stdout(&out)
     );
-    assert_eq!(
-        init_started(&env, &name),
-        started,
-        "the container restarted"
-    );
-    let active = exec_in(&env, &name, &["systemctl", "is-active", "standin-added"]);
-    assert_eq!(stdout(&active).trim(), "active", "{}", console());
-    let switched = env.current_output(&name);
+    assert_eq!(init_started(env, name), started, "the guest restarted");
+    let active = exec_in(env, name, &["systemctl", "is-active", "standin-added"]);
+    assert_eq!(stdout(&active).trim(), "active", "{}", guest.console());
+    let switched = env.current_output(name);
 
-    set_unit(&env, "fails");
-    let out = env.run(&["upgrade", "--switch", "--wait=60", &name]);
+    set_unit(env, "fails");
+    let out = env.run(&["upgrade", "--switch", "--wait=120", name]);
     assert!(!out.status.success(), "{}", stdout(&out));
     assert!(
         stderr(&out).contains("failed its check")
@@ -294,19 +487,28 @@ fn upgrade_switch_starts_a_new_unit_and_rolls_back_a_failing_one() {
     );
     assert!(stderr(&out).contains("rolled back"), "{}", stderr(&out));
     assert_eq!(
-        env.current_output(&name),
+        env.current_output(name),
         switched,
         "the profile was not put back"
     );
-    assert_eq!(
-        init_started(&env, &name),
-        started,
-        "the container restarted"
-    );
-    let state = exec_in(&env, &name, &["systemctl", "is-system-running"]);
-    assert_eq!(stdout(&state).trim(), "running", "{}", console());
-    let active = exec_in(&env, &name, &["systemctl", "is-active", "standin-added"]);
+    assert_eq!(init_started(env, name), started, "the guest restarted");
+    assert_running(&guest);
+    let active = exec_in(env, name, &["systemctl", "is-active", "standin-added"]);
     assert_eq!(stdout(&active).trim(), "active");
-    let out = env.run(&["stop", &name]);
+    let out = env.run(&["stop", name]);
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn upgrade_switch_starts_a_new_unit_and_rolls_back_a_failing_one() {
+    if let Some(guest) = systemd_container("ctsd") {
+        switch_starts_a_new_unit_and_rolls_back_a_failing_one(guest);
+    }
+}
+
+#[test]
+fn upgrade_switch_on_a_libvirt_systemd_vm_starts_a_new_unit_and_rolls_back_a_failing_one() {
+    if let Some(guest) = systemd_libvirt("vmsd") {
+        switch_starts_a_new_unit_and_rolls_back_a_failing_one(guest);
+    }
 }
