@@ -23,10 +23,10 @@ host_virtiofsd() {
   command -v virtiofsd >/dev/null 2>&1 && ! [ "$(command -v virtiofsd)" = "$tool_bin/virtiofsd" ]
 }
 
-# systemd, udev, util-linux (mount, agetty) and zlib (which systemd's tools
-# load but the library walk, keeping to lib* packages, misses): the systemd
-# stand-in's.
-packages=(nix-bin systemd udev mount util-linux zlib1g)
+# systemd, udev, util-linux (mount, agetty, setpriv), sudo with PAM's
+# modules, and zlib (which systemd's tools load but the library walk,
+# keeping to lib* packages, misses): the systemd stand-in's.
+packages=(nix-bin systemd udev mount util-linux sudo libpam-modules zlib1g)
 host_virtiofsd || packages+=(virtiofsd)
 
 stamp=$base/packages

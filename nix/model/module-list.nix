@@ -4,5 +4,6 @@
   ./filesystems.nix
   ./virtualisation.nix
   ./systemd.nix
+  ./security.nix
   ./toplevel.nix
 ]

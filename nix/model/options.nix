@@ -177,6 +177,8 @@ in
             source = mkOption { type = types.path; };
             mode = mkOption { type = types.str; default = "symlink"; };
           };
+          config.source = lib.mkIf (config.text != null)
+            (lib.mkDefault (pkgs.writeText "etc-${baseNameOf name}" config.text));
         }));
       };
     };
@@ -188,13 +190,27 @@ in
 
     users.users = mkOption {
       default = { };
-      type = types.attrsOf (types.submodule {
+      type = types.attrsOf (types.submodule ({ name, config, ... }: {
         options = {
+          name = mkOption { type = types.str; default = name; };
+          description = mkOption { type = types.str; default = ""; };
+          uid = mkOption { type = types.nullOr types.int; default = null; };
+          isSystemUser = mkOption { type = types.bool; default = false; };
+          isNormalUser = mkOption { type = types.bool; default = false; };
+          group = mkOption { type = types.str; default = ""; };
+          extraGroups = mkOption { type = types.listOf types.str; default = [ ]; };
+          home = mkOption { type = types.path; default = "/var/empty"; };
+          hashedPassword = mkOption { type = types.nullOr types.str; default = null; };
           subUidRanges = mkOption { type = types.listOf (types.submodule subordinateUidRange); default = [ ]; };
           subGidRanges = mkOption { type = types.listOf (types.submodule subordinateGidRange); default = [ ]; };
           autoSubUidGidRange = mkOption { type = types.bool; default = false; };
         };
-      });
+        # users-groups.nix: what a normal user gets.
+        config = lib.mkIf config.isNormalUser {
+          group = lib.mkDefault "users";
+          home = lib.mkDefault "/home/${config.name}";
+        };
+      }));
     };
 
     nix.package = mkOption { type = types.package; };

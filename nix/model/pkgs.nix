@@ -101,7 +101,11 @@ let
     systemd = self.trixiePackage "systemd-trixie" [ "lib/systemd" "bin/systemctl" "bin/journalctl"
       "bin/systemd-creds" "bin/systemd-tmpfiles" "bin/systemd-escape" "bin/systemd-run"
       "bin/busctl" "bin/udevadm" "bin/halt" "bin/poweroff" "bin/reboot" "bin/shutdown" ];
-    util-linux = self.trixiePackage "util-linux-trixie" [ "bin/mount" "bin/umount" "bin/agetty" ];
+    util-linux = self.trixiePackage "util-linux-trixie" [ "bin/mount" "bin/umount" "bin/agetty" "bin/setpriv" ];
+    # Debian built sudo for /usr/libexec/sudo, where the systemd
+    # stand-in's stage 2 links these plugins.
+    sudo = self.trixiePackage "sudo-trixie" [ "bin/sudo" "bin/sudoedit" "libexec/sudo" ];
+    pam = self.trixiePackage "linux-pam-trixie" [ "lib/security" "bin/unix_chkpwd" ];
     standinKernel = self.runCommand "linux-standin" { } "cp ${files.kernel} $out";
     standinModules = files.modules;
     # Debian 13's Nix 2.26: the real one, for what a guest runs of Nix.

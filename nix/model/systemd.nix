@@ -83,9 +83,45 @@ let
         // svc.serviceConfig));
   declared = lib.filterAttrs (_: s: s.enable) config.systemd.services;
 
-  # What NixOS's activation puts in /etc that systemd reads: os-release,
-  # the users and groups of nixos/modules/misc/ids.nix that systemd's
-  # units and tmpfiles name, and systemd's units and generators.
+  # users-groups.nix's accounts: root, nobody and the declared users, a
+  # normal user without a uid given the first free one from 1000 (in name
+  # order), each in its group and, in /etc/group, in its extra groups; the
+  # groups of nixos/modules/misc/ids.nix that systemd's units and tmpfiles
+  # name. No password unless one is declared.
+  gids = {
+    root = 0; wheel = 1; kmem = 2; tty = 3; messagebus = 4; disk = 6; audio = 17; floppy = 18;
+    uucp = 19; lp = 20; cdrom = 24; tape = 25; video = 26; dialout = 27; utmp = 29;
+    systemd-journal = 62; keys = 96; users = 100; input = 174; kvm = 302; render = 303;
+    sgx = 304; nogroup = 65534;
+  };
+  declaredUsers = lib.filter (u: u.name != "root" && u.name != "nobody")
+    (lib.attrValues config.users.users);
+  unnumbered = lib.filter (u: u.isNormalUser && u.uid == null) declaredUsers;
+  uidOf = u: if u.uid != null then u.uid
+    else if u.isNormalUser then 1000 + lib.lists.findFirstIndex (o: o.name == u.name) 0 unnumbered
+    else throw "users.users.${u.name}: the systemd stand-in needs a uid for a user that is not normal";
+  gidOf = u: gids.${u.group} or (throw "users.users.${u.name}.group: the systemd stand-in knows no group ${u.group}");
+  accounts = [
+    { name = "root"; uid = 0; gid = 0; description = "System administrator"; home = "/root"; shell = "/run/current-system/sw/bin/sh"; hash = "!"; }
+    { name = "nobody"; uid = 65534; gid = 65534; description = "Unprivileged account (don't use!)"; home = "/var/empty"; shell = "/run/current-system/sw/bin/nologin"; hash = "!"; }
+  ] ++ map (u: {
+    inherit (u) name description home;
+    uid = uidOf u;
+    gid = gidOf u;
+    shell = "/run/current-system/sw/bin/sh";
+    hash = if u.hashedPassword != null then u.hashedPassword else "!";
+  }) declaredUsers;
+  members = group: lib.concatStringsSep "," (map (u: u.name)
+    (lib.filter (u: lib.elem group u.extraGroups) declaredUsers));
+
+  # environment.etc, as nixos/modules/system/etc/etc.nix builds
+  # /etc/static: a link per entry, and the entries with a mode copied
+  # into /etc by stage 2 (listed in .copies).
+  etcEntries = lib.filter (e: e.enable) (lib.attrValues config.environment.etc);
+
+  # What NixOS's activation puts in /etc that systemd and the rest read:
+  # os-release, the accounts, the host name and its address, systemd's
+  # units and generators, udev's rules, and environment.etc.
   etc = pkgs.runCommand "etc" {
     osRelease = ''
       NAME=NixOS
@@ -93,26 +129,41 @@ let
       VERSION_ID="${config.system.nixos.label}"
       PRETTY_NAME="NixOS ${config.system.nixos.label} (Miniguest systemd stand-in)"
     '';
-    passwd = ''
-      root:x:0:0:System administrator:/root:/bin/sh
-      nobody:x:65534:65534:Unprivileged account (don't use!):/var/empty:/run/current-system/sw/bin/nologin
+    passwd = lib.concatMapStrings (a: "${a.name}:x:${toString a.uid}:${toString a.gid}:${a.description}:${a.home}:${a.shell}\n") accounts;
+    shadow = lib.concatMapStrings (a: "${a.name}:${a.hash}:1::::::\n") accounts;
+    group = lib.concatStrings (lib.mapAttrsToList (g: gid: "${g}:x:${toString gid}:${members g}\n") gids);
+    # nsswitch.nix, less systemd's NSS modules, which the stand-in lacks.
+    nsswitch = ''
+      passwd: files
+      group: files
+      shadow: files
+      hosts: files dns
     '';
-    group = lib.concatMapStrings (g: "${g}
-") [
-      "root:x:0:" "wheel:x:1:" "kmem:x:2:" "tty:x:3:" "messagebus:x:4:" "disk:x:6:"
-      "audio:x:17:" "floppy:x:18:" "uucp:x:19:" "lp:x:20:" "cdrom:x:24:" "tape:x:25:"
-      "video:x:26:" "dialout:x:27:" "utmp:x:29:" "systemd-journal:x:62:" "keys:x:96:"
-      "users:x:100:" "input:x:174:" "kvm:x:302:" "render:x:303:" "sgx:x:304:" "nogroup:x:65534:"
-    ];
-    passAsFile = [ "osRelease" "passwd" "group" ];
+    hosts = ''
+      127.0.0.1 localhost
+      ::1 localhost
+      127.0.0.2 ${config.networking.hostName}
+    '';
+    entries = lib.concatMapStrings (e: "${e.target} ${e.source} ${e.mode}\n") etcEntries;
+    passAsFile = [ "osRelease" "passwd" "shadow" "group" "nsswitch" "hosts" "entries" ];
   } ''
     mkdir -p $out
     cp "$osReleasePath" $out/os-release
     cp "$passwdPath" $out/passwd
+    cp "$shadowPath" $out/shadow
     cp "$groupPath" $out/group
+    cp "$hostsPath" $out/hosts
+    cp "$nsswitchPath" $out/nsswitch.conf
     echo ${lib.escapeShellArg config.networking.hostName} > $out/hostname
     ln -s ${config.system.build.etcSystemd} $out/systemd
     ln -s ${udevRules} $out/udev
+    echo "0600 shadow" > $out/.copies
+    while read -r target source mode; do
+      [ -n "$target" ] || continue
+      mkdir -p "$out/$(dirname "$target")"
+      ln -s "$source" "$out/$target"
+      [ "$mode" = symlink ] || echo "$mode $target" >> $out/.copies
+    done < "$entriesPath"
   '';
 
   # nixos/modules/services/hardware/udev.nix: /etc/udev/rules.d holds the
@@ -122,6 +173,35 @@ let
     for r in ${cfg.package}/lib/udev/rules.d/*; do ln -s "$r" $out/rules.d/; done
     cp "$extraRulesPath" $out/rules.d/99-local.rules
   '';
+
+  # /etc from /etc/static, as NixOS's activation leaves it: a link per
+  # top-level entry, and copies of those with a mode.
+  etcActivation = ''
+    for f in /etc/static/*; do
+      rm -rf "/etc/''${f##*/}"
+      ln -s "$f" "/etc/''${f##*/}"
+    done
+    while read -r mode target; do
+      rm -f "/etc/$target"
+      cp "/etc/static/$target" "/etc/$target"
+      chmod "$mode" "/etc/$target"
+    done < /etc/static/.copies
+  '';
+
+  # security.wrappers, as NixOS's suid-sgid-wrappers unit makes them: a
+  # tmpfs of their own at /run/wrappers (/run itself is nosuid), and each
+  # program there with its owner, group and mode. NixOS's wrapper is a
+  # small program that runs the store's; here the wrapper is a copy of the
+  # program itself.
+  wrappers = lib.optionalString (config.security.wrappers != { }) (''
+    mkdir -p /run/wrappers
+    mount -t tmpfs -o nodev,mode=755 wrappers /run/wrappers
+    mkdir -p /run/wrappers/bin
+  '' + lib.concatStrings (lib.mapAttrsToList (name: w: ''
+    cp ${w.source} /run/wrappers/bin/${name}
+    chown ${w.owner}:${w.group} /run/wrappers/bin/${name}
+    chmod u-s,g-s,a-rwx,${w.permissions}${lib.optionalString w.setuid ",u+s"}${lib.optionalString w.setgid ",g+s"} /run/wrappers/bin/${name}
+  '') config.security.wrappers));
 
   # NixOS's stage 2 init, for Debian's systemd: the kernel's file systems
   # where no container manager gave them, a fresh /run, /etc as
@@ -144,10 +224,8 @@ let
     chmod 1777 /tmp
     ln -sfn "$(dirname "$(readlink /boot/init)")" /run/current-system
     ln -sfn ${etc} /etc/static
-    for f in os-release passwd group hostname systemd udev; do
-      rm -rf "/etc/$f"
-      ln -s "/etc/static/$f" "/etc/$f"
-    done
+    ${etcActivation}
+    ${wrappers}
     [ -e /etc/machine-id ] || : > /etc/machine-id
     for e in ${cfg.package}/lib/systemd/*; do
       case "''${e##*/}" in
@@ -173,6 +251,12 @@ let
       # /run/booted-system/kernel-modules gives them.
       [ -e /lib/modules ] || { mkdir -p /lib; ln -s ${pkgs.standinModules} /lib/modules; }
     ''}
+    ${lib.optionalString config.security.sudo.enable ''
+      mkdir -p /usr/libexec
+      ln -sfn ${config.security.sudo.package}/libexec/sudo /usr/libexec/sudo
+    ''}
+    mkdir -p /usr/sbin
+    ln -sfn /run/wrappers/bin/unix_chkpwd /usr/sbin/unix_chkpwd
     [ -e /bin ] || ln -s usr/bin /bin
     [ -e /sbin ] || ln -s usr/bin /sbin
     exec ${cfg.package}/lib/systemd/systemd
@@ -191,6 +275,7 @@ let
     new=${etc}
     wants() { ls "$1/systemd/system/multi-user.target.wants" 2>/dev/null; }
     ln -sfn "$new" /etc/static
+    ${etcActivation}
     ln -sfn "$toplevel" /run/current-system
     systemctl daemon-reload
     rc=0
