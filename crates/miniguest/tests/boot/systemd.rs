@@ -248,6 +248,115 @@ fn lxc_runs_real_systemd_to_running() {
     stops_through_systemd(&guest, "halt.target");
 }
 
+/// A libvirt VM on 9p: real systemd from stage 2 on, udev, credentials
+/// from fw_cfg, `exec` through qemu-ga as NixOS's unit (which udev starts
+/// when the agent's port appears), and `stop` through the agent: systemd's
+/// poweroff.
+#[test]
+fn libvirt_9p_runs_real_systemd_to_running() {
+    let Some(guest) = systemd_libvirt("vmsd") else {
+        return;
+    };
+    starts_to_running_with_credentials(&guest);
+    let agent = exec_in(
+        &guest.env,
+        &guest.name,
+        &["systemctl", "is-active", "qemu-guest-agent.service"],
+    );
+    assert_eq!(stdout(&agent).trim(), "active", "{}", guest.console());
+    stops_through_systemd(&guest, "poweroff.target");
+}
+
+/// The same on virtiofs, ended from inside: `systemctl poweroff` powers
+/// the VM off, and `status` then says stopped.
+#[test]
+fn libvirt_virtiofs_runs_real_systemd_and_powers_off_from_inside() {
+    let Some(guest) = systemd_libvirt("vmsdfs") else {
+        return;
+    };
+    starts_to_running_with_credentials(&guest);
+    // The agent may not answer: the guest goes down under it.
+    let _ = exec_in(&guest.env, &guest.name, &["systemctl", "poweroff"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status(&guest.env, &guest.name)["state"] != "stopped" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        status(&guest.env, &guest.name)["state"],
+        "stopped",
+        "{}",
+        guest.console()
+    );
+    let log = plain(&guest.console());
+    assert!(log.contains("Reached target poweroff.target"), "{log}");
+    assert!(log.contains("reboot: Power down"), "{log}");
+}
+
+/// Under `run`, QEMU with no manager: real systemd reaches `running` with
+/// fw_cfg's credentials, and `systemctl poweroff` inside ends `run`
+/// itself, successfully.
+#[test]
+fn run_runs_real_systemd_and_ends_with_its_poweroff() {
+    use std::os::unix::process::CommandExt;
+    if missing(&[]).is_some() {
+        return;
+    }
+    let env = standin::systemd_env();
+    let name = unique_name("vmsd");
+    install(&env, "vmsd", &name);
+    let (creds, hashes) = credentials(&env);
+    let log = env.path("console.log");
+    let mut run = env.std_cmd();
+    run.args(["run", &name, "--network", "none", "--console-log"])
+        .arg(&log)
+        .args(&creds)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0);
+    let mut child = KillGroup(run.spawn().unwrap());
+    let guest = Guest {
+        env,
+        name,
+        log,
+        hashes,
+        _domain: None,
+    };
+    let deadline = Instant::now() + BOOT_TIMEOUT;
+    let mut ready = exec_in(&guest.env, &guest.name, &["true"]);
+    while !ready.status.success() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        ready = exec_in(&guest.env, &guest.name, &["true"]);
+    }
+    let waited = exec_in(
+        &guest.env,
+        &guest.name,
+        &["systemctl", "is-system-running", "--wait"],
+    );
+    assert_eq!(stdout(&waited).trim(), "running", "{}", guest.console());
+    for (cred, hash) in &guest.hashes {
+        let value = exec_in(
+            &guest.env,
+            &guest.name,
+            &["systemd-creds", "--system", "cat", cred],
+        );
+        assert_eq!(&sha256_hex(&value.stdout), hash, "credential {cred}");
+    }
+    let _ = exec_in(&guest.env, &guest.name, &["systemctl", "poweroff"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ended = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let log = plain(&guest.console());
+    assert!(ended.is_some_and(|s| s.success()), "{ended:?}\n{log}");
+    assert!(log.contains("Reached target poweroff.target"), "{log}");
+}
+
 /// A unit of the guest's own that fails: systemd says `degraded`, and
 /// `start --wait` says so and fails.
 #[test]
