@@ -45,6 +45,32 @@ impl Guest {
     }
 }
 
+/// The systemd stand-in `attr` installed as a fresh guest, with a
+/// credential file for each name it may declare: the `--credential`
+/// options, their hashes, and where its console goes.
+struct Installed {
+    env: TestEnv,
+    name: String,
+    log: std::path::PathBuf,
+    args: Vec<String>,
+    hashes: Vec<(String, String)>,
+}
+
+fn installed_systemd_guest(attr: &str) -> Installed {
+    let env = standin::systemd_env();
+    let name = unique_name(attr);
+    install(&env, attr, &name);
+    let (args, hashes) = credentials(&env);
+    let log = env.path("console.log");
+    Installed {
+        env,
+        name,
+        log,
+        args,
+        hashes,
+    }
+}
+
 /// The stand-in `attr` installed with the systemd stand-in's programs and
 /// defined as an LXC container in its own LXC path, with credentials if it
 /// declares them.
@@ -52,11 +78,13 @@ fn systemd_container(attr: &str) -> Option<Guest> {
     if !lxc_ready() {
         return None;
     }
-    let env = standin::systemd_env();
-    let name = unique_name(attr);
-    install(&env, attr, &name);
-    let (args, hashes) = credentials(&env);
-    let log = env.path("console.log");
+    let Installed {
+        env,
+        name,
+        log,
+        args,
+        hashes,
+    } = installed_systemd_guest(attr);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let lxcpath = env.path("lxc");
     let declares = attr == "ctsd";
@@ -82,11 +110,13 @@ fn systemd_libvirt(attr: &str) -> Option<Guest> {
     if missing(&[libvirt_needed()]).is_some() {
         return None;
     }
-    let env = standin::systemd_env();
-    let name = unique_name(attr);
-    install(&env, attr, &name);
-    let (args, hashes) = credentials(&env);
-    let log = env.path("console.log");
+    let Installed {
+        env,
+        name,
+        log,
+        args,
+        hashes,
+    } = installed_systemd_guest(attr);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     define_with(&env, &name, &log, &args);
     Some(Guest {
@@ -301,11 +331,13 @@ fn run_runs_real_systemd_and_ends_with_its_poweroff() {
     if missing(&[]).is_some() {
         return;
     }
-    let env = standin::systemd_env();
-    let name = unique_name("vmsd");
-    install(&env, "vmsd", &name);
-    let (creds, hashes) = credentials(&env);
-    let log = env.path("console.log");
+    let Installed {
+        env,
+        name,
+        log,
+        args: creds,
+        hashes,
+    } = installed_systemd_guest("vmsd");
     let mut run = env.std_cmd();
     run.args(["run", &name, "--network", "none", "--console-log"])
         .arg(&log)
