@@ -58,7 +58,7 @@ for lib in $(ldd "$ga_root/usr/sbin/qemu-ga" | awk '/=>/ {print $3} /ld-linux/ {
 done
 
 # The systemd stand-in's programs (MINIGUEST_STANDIN_SYSTEMD=1): Debian
-# 13's systemd and udev, util-linux's mount, agetty and setpriv, sudo and
+# 13's systemd, udev and kmod, util-linux's mount, agetty, sulogin and setpriv, sudo and
 # PAM's modules, and Nix, with their libraries and
 # loader, as trixie-tools.sh unpacked them. The model's pkgs.systemd and
 # pkgs.nix put them in the store and point them at their libraries.
@@ -74,13 +74,25 @@ if [ -n "${MINIGUEST_STANDIN_SYSTEMD:-}" ]; then
   # As systemd-sysv (and NixOS's systemd package): the old names of the
   # power commands are systemctl's, which qemu-ga's shutdown runs.
   for b in halt poweroff reboot shutdown; do ln -s systemctl "$t/bin/$b"; done
-  cp -a "$trixie/usr/sbin/agetty" "$trixie/usr/bin/setpriv" "$trixie/usr/bin/sudo" "$trixie/usr/bin/sudoedit" "$t/bin/"
+  cp -a "$trixie/usr/sbin/agetty" "$trixie/usr/sbin/sulogin" "$trixie/usr/bin/setpriv" "$trixie/usr/bin/sudo" "$trixie/usr/bin/sudoedit" "$t/bin/"
   # sudo's plugins (its own library among them) and PAM's modules.
   mkdir -p "$t/libexec"
   cp -a "$trixie/usr/libexec/sudo" "$t/libexec/sudo"
   cp -a "$trixie"/usr/libexec/sudo/libsudo_util.so* "$t/lib/"
   cp -a "$trixie/usr/lib/x86_64-linux-gnu/security" "$t/lib/security"
   cp -a "$trixie/usr/sbin/unix_chkpwd" "$t/bin/"
+  # kmod, as systemd's package carries it for NixOS's initrd: modprobe for
+  # the kernel and modprobe@.service, and the module indexes libkmod reads
+  # (depmod writes them for the modules copied above).
+  cp -a "$trixie/usr/bin/kmod" "$t/bin/"
+  for b in modprobe insmod rmmod lsmod modinfo depmod; do ln -s kmod "$t/bin/$b"; done
+  cp "$modules/modules.builtin" "$modules/modules.builtin.modinfo" "$modules/modules.order" "$out/"
+  depmod_root=$(mktemp -d)
+  mkdir -p "$depmod_root/lib"
+  ln -s "$files/modules" "$depmod_root/lib/modules"
+  "$trixie/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" --library-path "$trixie/usr/lib/x86_64-linux-gnu" \
+    --argv0 depmod "$trixie/usr/bin/kmod" -b "$depmod_root" "$kver"
+  rm -rf "$depmod_root"
   ln -s nix "$t/bin/nix-store"
   ln -s nix "$t/bin/nix-env"
   find "$trixie/usr/lib/x86_64-linux-gnu" "$trixie/usr/lib/x86_64-linux-gnu/systemd" -maxdepth 1 -name '*.so*' \

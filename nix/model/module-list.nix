@@ -4,6 +4,7 @@
   ./filesystems.nix
   ./virtualisation.nix
   ./systemd.nix
+  ./systemd-initrd.nix
   ./security.nix
   ./toplevel.nix
 ]

@@ -150,6 +150,9 @@ in
           type = types.attrsOf (types.submodule serviceOpts);
           default = { };
         };
+        systemd.package = mkOption { type = types.package; default = config.systemd.package; };
+        systemd.additionalUpstreamUnits = mkOption { type = types.listOf types.str; default = [ ]; };
+        systemd.suppressedUnits = mkOption { type = types.listOf types.str; default = [ ]; };
         enable = mkOption { type = types.bool; default = !config.boot.isContainer; };
       };
     };
@@ -297,6 +300,62 @@ in
         conflicts = [ "shutdown.target" ];
         requiredBy = [ "initrd.target" ];
         serviceConfig = { Type = "oneshot"; RemainAfterExit = true; };
+        # The system is the directory of init=, resolved under /sysroot; one
+        # without prepare-root is handed init= itself, not activated.
+        script = ''
+          closure=
+          for o in $(cat /proc/cmdline); do
+            case "$o" in init=*) init=''${o#init=}; closure=$init ;; esac
+          done
+          if [ -z "$closure" ]; then
+            echo 'No init= parameter on the kernel command line' >&2
+            exit 1
+          fi
+          # Links resolve inside /sysroot, never into the initrd.
+          n=0
+          while [ -L "/sysroot$closure" ] && [ "$n" -lt 40 ]; do
+            t=$(readlink "/sysroot$closure")
+            case "$t" in /*) closure=$t ;; *) closure=$(dirname "$closure")/$t ;; esac
+            n=$((n + 1))
+          done
+          closure=$(dirname "$closure")
+          ln -s "$closure" /nixos-closure
+          if ! [ -x "/sysroot$(readlink "/sysroot$closure/prepare-root" || echo "$closure/prepare-root")" ]; then
+            echo "NEW_INIT=$init" > /etc/switch-root.conf
+            echo "$closure does not look like a NixOS installation - not activating"
+            exit 0
+          fi
+          echo 'NEW_INIT=' > /etc/switch-root.conf
+        '';
+      };
+    boot.initrd.systemd.services.initrd-nixos-activation =
+      lib.mkIf (config.boot.initrd.enable && config.boot.initrd.systemd.enable && !config.system.nixos-init.enable) {
+        description = "NixOS Activation";
+        after = [ "initrd-switch-root.target" ];
+        requiredBy = [ "initrd-switch-root.service" ];
+        before = [ "initrd-switch-root.service" ];
+        unitConfig = {
+          DefaultDependencies = false;
+          AssertPathExists = "/etc/initrd-release";
+          RequiresMountsFor = [ "/sysroot/run" ];
+        };
+        serviceConfig = { Type = "oneshot"; EnvironmentFile = "-/etc/switch-root.conf"; };
+        script = ''
+          if [ -n "''${NEW_INIT:-}" ]; then
+            echo "$NEW_INIT is not a NixOS system - not activating"
+            exit 0
+          fi
+          export IN_NIXOS_SYSTEMD_STAGE1=true
+          exec chroot /sysroot "$(readlink /nixos-closure)/prepare-root"
+        '';
+      };
+    # systemctl is told the new init, or an empty one for systemd's own.
+    boot.initrd.systemd.services.initrd-switch-root =
+      lib.mkIf (config.boot.initrd.enable && config.boot.initrd.systemd.enable && !config.system.nixos-init.enable) {
+        serviceConfig = {
+          EnvironmentFile = "-/etc/switch-root.conf";
+          ExecStart = [ "" ''systemctl --no-block switch-root /sysroot "''${NEW_INIT}"'' ];
+        };
       };
   };
 }

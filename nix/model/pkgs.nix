@@ -98,10 +98,16 @@ let
         patchelf --set-rpath $out/lib "$f"
       done
     '';
+    # With the kmod and util-linux it was built with, as nixpkgs' systemd
+    # passes them on (systemd/initrd.nix takes them from there).
     systemd = self.trixiePackage "systemd-trixie" [ "lib/systemd" "bin/systemctl" "bin/journalctl"
       "bin/systemd-creds" "bin/systemd-tmpfiles" "bin/systemd-escape" "bin/systemd-run"
-      "bin/busctl" "bin/udevadm" "bin/halt" "bin/poweroff" "bin/reboot" "bin/shutdown" ];
-    util-linux = self.trixiePackage "util-linux-trixie" [ "bin/mount" "bin/umount" "bin/agetty" "bin/setpriv" ];
+      "bin/busctl" "bin/udevadm" "bin/halt" "bin/poweroff" "bin/reboot" "bin/shutdown" ] // {
+      inherit (self) kmod util-linux;
+    };
+    kmod = self.trixiePackage "kmod-trixie" [ "bin/kmod" "bin/modprobe" "bin/insmod" "bin/rmmod"
+      "bin/lsmod" "bin/modinfo" "bin/depmod" ];
+    util-linux = self.trixiePackage "util-linux-trixie" [ "bin/mount" "bin/umount" "bin/agetty" "bin/setpriv" "bin/sulogin" ];
     # Debian built sudo for /usr/libexec/sudo, where the systemd
     # stand-in's stage 2 links these plugins.
     sudo = self.trixiePackage "sudo-trixie" [ "bin/sudo" "bin/sudoedit" "libexec/sudo" ];

@@ -54,33 +54,8 @@ let
     "multi-user.target.wants" "timers.target.wants"
   ];
 
-  # nixos/lib/systemd-lib.nix: a unit option's value in a unit file.
-  value = v: if builtins.isBool v then lib.boolToString v else toString v;
-  section = name: attrs: "[${name}]\n" + lib.concatStrings (lib.mapAttrsToList
-    (k: v: lib.concatMapStrings (x: "${k}=${value x}\n") (lib.toList v)) attrs);
-  serviceUnit = name: svc:
-    let
-      start = pkgs.writeScript "unit-script-${name}-start" ''
-        #!${busybox}/bin/sh
-        set -e
-        ${svc.script}
-      '';
-      stop = pkgs.writeScript "unit-script-${name}-stop" ''
-        #!${busybox}/bin/sh
-        ${svc.preStop}
-      '';
-      deps = lib.filterAttrs (_: v: v != [ ]) {
-        After = svc.after; Before = svc.before; Wants = svc.wants;
-        Requires = svc.requires; Conflicts = svc.conflicts;
-      };
-    in
-    pkgs.writeText "${name}.service" (
-      section "Unit" ({ Description = svc.description; } // deps // svc.unitConfig)
-      + section "Service" ({
-        Environment = "PATH=${lib.makeBinPath ([ busybox cfg.package ] ++ svc.path)}";
-      } // lib.optionalAttrs (svc.script != "") { ExecStart = "${start}"; }
-        // lib.optionalAttrs (svc.preStop != "") { ExecStop = "${stop}"; }
-        // svc.serviceConfig));
+  unitLib = import ./systemd-lib.nix { inherit lib pkgs; };
+  serviceUnit = unitLib.serviceUnit { systemd = cfg.package; };
   declared = lib.filterAttrs (_: s: s.enable) config.systemd.services;
 
   # users-groups.nix's accounts: root, nobody and the declared users, a
@@ -88,12 +63,7 @@ let
   # order), each in its group and, in /etc/group, in its extra groups; the
   # groups of nixos/modules/misc/ids.nix that systemd's units and tmpfiles
   # name. No password unless one is declared.
-  gids = {
-    root = 0; wheel = 1; kmem = 2; tty = 3; messagebus = 4; disk = 6; audio = 17; floppy = 18;
-    uucp = 19; lp = 20; cdrom = 24; tape = 25; video = 26; dialout = 27; utmp = 29;
-    systemd-journal = 62; keys = 96; users = 100; input = 174; kvm = 302; render = 303;
-    sgx = 304; nogroup = 65534;
-  };
+  gids = config.ids.gids;
   declaredUsers = lib.filter (u: u.name != "root" && u.name != "nobody")
     (lib.attrValues config.users.users);
   unnumbered = lib.filter (u: u.isNormalUser && u.uid == null) declaredUsers;
@@ -203,26 +173,16 @@ let
     chmod u-s,g-s,a-rwx,${w.permissions}${lib.optionalString w.setuid ",u+s"}${lib.optionalString w.setgid ",g+s"} /run/wrappers/bin/${name}
   '') config.security.wrappers));
 
-  # NixOS's stage 2 init, for Debian's systemd: the kernel's file systems
-  # where no container manager gave them, a fresh /run, /etc as
-  # activation leaves it, then systemd as PID 1. Debian built systemd for
-  # /usr, so its compiled-in paths lead into the package, all but its unit
-  # and generator directories: the units are NixOS's, in /etc/systemd.
-  init = pkgs.writeScript "stage-2-init-systemd" ''
-    #!${busybox}/bin/sh
-    export PATH=${busybox}/bin
-    mounted() { grep -q "^[^ ]* $1 " /proc/mounts 2>/dev/null; }
-    mkdir -p /proc /sys /dev /run /tmp /etc /var /root /usr/bin /usr/lib/systemd
-    mounted /proc || mount -t proc proc /proc
-    mounted /sys || mount -t sysfs sysfs /sys
-    mounted /dev || mount -t devtmpfs devtmpfs /dev
-    if mounted /run; then
-      mount -o remount,nosuid,nodev /run
-    else
-      mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
-    fi
+  # What NixOS's activation leaves before systemd starts, for Debian's
+  # systemd: /run/current-system (the toplevel in $system), /etc as
+  # activation makes it, the wrappers, and, since Debian built systemd
+  # for /usr, its compiled-in paths leading into the package, all but its
+  # unit and generator directories: the units are NixOS's, in
+  # /etc/systemd.
+  activation = ''
+    mkdir -p /run /tmp /etc /var /root /usr/bin /usr/lib/systemd
     chmod 1777 /tmp
-    ln -sfn "$(dirname "$(readlink /boot/init)")" /run/current-system
+    ln -sfn "$system" /run/current-system
     ln -sfn ${etc} /etc/static
     ${etcActivation}
     ${wrappers}
@@ -259,7 +219,38 @@ let
     ln -sfn /run/wrappers/bin/unix_chkpwd /usr/sbin/unix_chkpwd
     [ -e /bin ] || ln -s usr/bin /bin
     [ -e /sbin ] || ln -s usr/bin /sbin
-    exec ${cfg.package}/lib/systemd/systemd
+  '';
+
+  # NixOS's stage 2 init, where no systemd stage 1 ran (containers, and a
+  # VM with the scripted one): the kernel's file systems where no
+  # container manager gave them, a fresh /run, activation, then systemd
+  # as PID 1.
+  init = pkgs.writeScript "stage-2-init-systemd" ''
+    #!${busybox}/bin/sh
+    export PATH=${busybox}/bin
+    mounted() { grep -q "^[^ ]* $1 " /proc/mounts 2>/dev/null; }
+    mkdir -p /proc /sys /dev /run
+    mounted /proc || mount -t proc proc /proc
+    mounted /sys || mount -t sysfs sysfs /sys
+    mounted /dev || mount -t devtmpfs devtmpfs /dev
+    if mounted /run; then
+      mount -o remount,nosuid,nodev /run
+    else
+      mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
+    fi
+    system=$(dirname "$(readlink /boot/init)")
+    ${activation}
+    exec ${cfg.package}/lib/systemd/systemd "$@"
+  '';
+
+  # The toplevel's prepare-root, which systemd stage 1's
+  # initrd-nixos-activation runs chrooted into /sysroot before switching
+  # root to systemd itself (at its compiled-in path, linked above).
+  prepareRoot = pkgs.writeScript "prepare-root" ''
+    #!${busybox}/bin/sh
+    export PATH=${busybox}/bin
+    system=$(dirname "$0")
+    ${activation}
   '';
 
   # switch-to-configuration, as NixOS's does it for a unit change: the new
@@ -296,6 +287,9 @@ let
 in
 {
   options = {
+    # nixos/modules/misc/ids.nix: the groups systemd's units, tmpfiles and
+    # udev rules name.
+    ids.gids = mkOption { type = types.attrsOf types.int; internal = true; };
     systemd.package = mkOption { type = types.package; default = pkgs.systemd; };
     systemd.additionalUpstreamSystemUnits = mkOption { type = types.listOf types.str; default = [ ]; };
     systemd.suppressedSystemUnits = mkOption { type = types.listOf types.str; default = [ ]; };
@@ -306,6 +300,12 @@ in
   };
 
   config = {
+    ids.gids = {
+      root = 0; wheel = 1; kmem = 2; tty = 3; messagebus = 4; disk = 6; audio = 17; floppy = 18;
+      uucp = 19; lp = 20; cdrom = 24; tape = 25; video = 26; dialout = 27; utmp = 29;
+      systemd-journal = 62; keys = 96; users = 100; input = 174; kvm = 302; render = 303;
+      sgx = 304; nogroup = 65534;
+    };
     systemd.additionalUpstreamSystemUnits = [
       # journald.nix
       "systemd-journald.socket" "systemd-journald@.socket" "systemd-journald-varlink@.socket"
@@ -321,6 +321,7 @@ in
 
     system.build.standinSystemdInit = init;
     system.build.standinSystemdSwitch = switch;
+    system.build.standinSystemdPrepareRoot = prepareRoot;
     # The system's programs, as environment.systemPackages gathers them.
     system.build.standinSystemdPath = pkgs.runCommand "system-path" { } ''
       mkdir -p $out/bin

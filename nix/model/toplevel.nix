@@ -332,9 +332,16 @@ in
     nix.package = lib.mkDefault pkgs.nix;
     system.build.toplevel = checked (pkgs.runCommand "nixos-system-${config.system.name}-${config.system.nixos.label}" { } ''
       mkdir -p $out/bin $out/sw
-      ln -s ${if config.system.standin.systemd then config.system.build.standinSystemdInit else stage2} $out/init
+      ${if !config.system.standin.systemd then "ln -s ${stage2} $out/init"
+        # As top-level.nix: under systemd stage 1, init is a copy of
+        # systemd and prepare-root stage 2's script (copies, so that stage
+        # 1 finds the system as the directory of what init= resolves to).
+        else if config.boot.initrd.enable && config.boot.initrd.systemd.enable then ''
+          cp ${config.systemd.package}/lib/systemd/systemd $out/init
+          cp ${config.system.build.standinSystemdPrepareRoot} $out/prepare-root
+        '' else "cp ${config.system.build.standinSystemdInit} $out/init"}
       ln -s ${pkgs.standinKernel} $out/kernel
-      ln -s ${initrd} $out/initrd
+      ln -s ${config.system.build.standinSystemdInitrd or initrd} $out/initrd
       echo -n ${q (lib.concatStringsSep " " config.boot.kernelParams)} > $out/kernel-params
       echo -n ${q label} > $out/nixos-version
       ln -s ${if config.system.standin.systemd then config.system.build.standinSystemdSwitch else switchToConfiguration} $out/bin/switch-to-configuration
