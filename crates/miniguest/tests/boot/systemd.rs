@@ -1,6 +1,6 @@
-//! The systemd stand-in: Debian's real systemd 257 as the container's PID
-//! 1, with NixOS's unit set, configured by the guest module through the
-//! model. What the tests read is what systemd itself says: its state, the
+//! The systemd stand-in: Debian's real systemd 257 as PID 1, with NixOS's
+//! unit set, and in VMs as stage 1 too, configured by the guest module
+//! through the model. What the tests read is what systemd itself says: its state, the
 //! credentials it imported, its own shutdown.
 
 use std::io::{BufRead, BufReader};
@@ -35,6 +35,8 @@ struct Guest {
     log: std::path::PathBuf,
     /// Each credential it was given, with the hash of its value.
     hashes: Vec<(String, String)>,
+    /// A VM (its own kernel and store), not a container.
+    vm: bool,
     /// Its libvirt domain, undefined when dropped.
     _domain: Option<standin::Domain>,
 }
@@ -100,6 +102,7 @@ fn systemd_container(attr: &str) -> Option<Guest> {
         name,
         log,
         hashes,
+        vm: false,
         _domain: None,
     })
 }
@@ -125,6 +128,7 @@ fn systemd_libvirt(attr: &str) -> Option<Guest> {
         name,
         log,
         hashes,
+        vm: true,
     })
 }
 
@@ -160,7 +164,7 @@ fn starts_to_running_with_credentials(guest: &Guest) {
         assert_eq!(&sha256_hex(&value.stdout), hash, "credential {cred}");
     }
     // The guest module's registration ran through the guest's real Nix.
-    let store = if guest._domain.is_some() {
+    let store = if guest.vm {
         "auto"
     } else {
         "local?real=/run/miniguest-register"
@@ -181,6 +185,45 @@ fn starts_to_running_with_credentials(guest: &Guest) {
         registered.status.success() && !registered.stdout.is_empty(),
         "{}",
         stderr(&registered)
+    );
+}
+
+/// Stage 1 was systemd's: PID 1 came from an initrd (it kept the
+/// initrd's timestamp across switch-root), and the journal shows, before
+/// the switch, udev and the mounts systemd's fstab generator made under
+/// /sysroot, each share mounted only once `module` (which the guest
+/// module's x-systemd.requires names) had loaded.
+fn booted_through_systemd_stage_1(guest: &Guest, module: &str) {
+    let Guest { env, name, .. } = guest;
+    let initrd = exec_in(
+        env,
+        name,
+        &["systemctl", "show", "-P", "InitRDTimestampMonotonic"],
+    );
+    let since: u64 = stdout(&initrd).trim().parse().unwrap_or(0);
+    assert!(since > 0, "no initrd before PID 1: {}", stdout(&initrd));
+    let journal = stdout(&exec_in(
+        env,
+        name,
+        &["journalctl", "-b", "-o", "cat", "--no-pager"],
+    ));
+    let lines: Vec<&str> = journal.lines().collect();
+    let first = |line: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(line))
+            .unwrap_or_else(|| panic!("the journal has no {line:?}:\n{journal}"))
+    };
+    let loaded = first(&format!("Finished modprobe@{module}.service"));
+    let store = first("Mounted sysroot-nix-store.mount");
+    let boot = first("Mounted sysroot-boot.mount");
+    let udev = first("Started systemd-udevd.service");
+    let switch = first("Reached target initrd-switch-root.target");
+    let up = first("Reached target multi-user.target");
+    assert!(loaded < store && loaded < boot, "{journal}");
+    assert!(
+        store < switch && boot < switch && udev < switch && switch < up,
+        "{journal}"
     );
 }
 
@@ -236,22 +279,20 @@ fn stops_through_systemd(guest: &Guest, target: &str) {
     assert_eq!(status(&guest.env, &guest.name)["state"], "stopped");
 }
 
-/// `sudo -n ARGS…` run by `user` (with the user's groups), through the
-/// setuid wrapper, as `command` runs it: `exec` or `lxc-attach`.
-fn sudo_as(user: &str, args: &[&str]) -> Vec<String> {
-    let mut argv: Vec<String> = [
+/// `sudo -n ARGS…` run in the guest by `user` (with the user's groups),
+/// through the setuid wrapper.
+fn sudo_as(guest: &Guest, user: &str, args: &[&str]) -> std::process::Output {
+    let reuid = format!("--reuid={user}");
+    let mut argv = vec![
         "/usr/bin/setpriv",
-        &format!("--reuid={user}"),
+        &reuid,
         "--regid=users",
         "--init-groups",
         "/run/wrappers/bin/sudo",
         "-n",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    argv.extend(args.iter().map(|s| s.to_string()));
-    argv
+    ];
+    argv.extend_from_slice(args);
+    exec_in(&guest.env, &guest.name, &argv)
 }
 
 /// In an unprivileged LXC container (root mapped), real systemd boots
@@ -266,19 +307,15 @@ fn lxc_runs_real_systemd_to_running() {
         return;
     };
     starts_to_running_with_credentials(&guest);
-    let argv = sudo_as("alice", &["id", "-u"]);
-    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let out = exec_in(&guest.env, &guest.name, &argv);
+    let out = sudo_as(&guest, "alice", &["id", "-u"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "0");
-    let argv = sudo_as("nobody", &["true"]);
-    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let out = exec_in(&guest.env, &guest.name, &argv);
+    let out = sudo_as(&guest, "nobody", &["true"]);
     assert!(!out.status.success(), "nobody ran sudo");
     stops_through_systemd(&guest, "halt.target");
 }
 
-/// A libvirt VM on 9p: real systemd from stage 2 on, udev, credentials
+/// A libvirt VM on 9p: real systemd from stage 1 on, udev, credentials
 /// from fw_cfg, `exec` through qemu-ga as NixOS's unit (which udev starts
 /// when the agent's port appears), and `stop` through the agent: systemd's
 /// poweroff.
@@ -288,6 +325,7 @@ fn libvirt_9p_runs_real_systemd_to_running() {
         return;
     };
     starts_to_running_with_credentials(&guest);
+    booted_through_systemd_stage_1(&guest, "9pnet_virtio");
     let agent = exec_in(
         &guest.env,
         &guest.name,
@@ -305,6 +343,7 @@ fn libvirt_virtiofs_runs_real_systemd_and_powers_off_from_inside() {
         return;
     };
     starts_to_running_with_credentials(&guest);
+    booted_through_systemd_stage_1(&guest, "virtiofs");
     // The agent may not answer: the guest goes down under it.
     let _ = exec_in(&guest.env, &guest.name, &["systemctl", "poweroff"]);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -351,6 +390,7 @@ fn run_runs_real_systemd_and_ends_with_its_poweroff() {
         name,
         log,
         hashes,
+        vm: true,
         _domain: None,
     };
     let deadline = Instant::now() + BOOT_TIMEOUT;
@@ -365,6 +405,7 @@ fn run_runs_real_systemd_and_ends_with_its_poweroff() {
         &["systemctl", "is-system-running", "--wait"],
     );
     assert_eq!(stdout(&waited).trim(), "running", "{}", guest.console());
+    booted_through_systemd_stage_1(&guest, "9pnet_virtio");
     for (cred, hash) in &guest.hashes {
         let value = exec_in(
             &guest.env,
