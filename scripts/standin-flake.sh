@@ -59,7 +59,7 @@ done
 
 # The systemd stand-in's programs (MINIGUEST_STANDIN_SYSTEMD=1): Debian
 # 13's systemd, udev and kmod, util-linux's mount, agetty, sulogin and setpriv, sudo and
-# PAM's modules, and Nix, with their libraries and
+# PAM's modules, OpenSSH's server, and Nix, with their libraries and
 # loader, as trixie-tools.sh unpacked them. The model's pkgs.systemd and
 # pkgs.nix put them in the store and point them at their libraries.
 if [ -n "${MINIGUEST_STANDIN_SYSTEMD:-}" ]; then
@@ -81,6 +81,12 @@ if [ -n "${MINIGUEST_STANDIN_SYSTEMD:-}" ]; then
   cp -a "$trixie"/usr/libexec/sudo/libsudo_util.so* "$t/lib/"
   cp -a "$trixie/usr/lib/x86_64-linux-gnu/security" "$t/lib/security"
   cp -a "$trixie/usr/sbin/unix_chkpwd" "$t/bin/"
+  # OpenSSH's server, its session programs and key generator, and the
+  # moduli it ships.
+  cp -a "$trixie/usr/sbin/sshd" "$trixie/usr/bin/ssh-keygen" "$t/bin/"
+  cp -a "$trixie/usr/lib/openssh" "$t/libexec/openssh"
+  mkdir -p "$t/etc/ssh"
+  cp -a "$trixie/etc/ssh/moduli" "$t/etc/ssh/"
   # kmod, as systemd's package carries it for NixOS's initrd: modprobe for
   # the kernel and modprobe@.service, and the module indexes libkmod reads
   # (depmod writes them for the modules copied above).

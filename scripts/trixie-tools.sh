@@ -26,7 +26,7 @@ host_virtiofsd() {
 # systemd, udev, util-linux (mount, agetty, setpriv), sudo with PAM's
 # modules, and zlib (which systemd's tools load but the library walk,
 # keeping to lib* packages, misses): the systemd stand-in's.
-packages=(nix-bin systemd udev kmod mount util-linux sudo libpam-modules zlib1g)
+packages=(nix-bin systemd udev kmod mount util-linux sudo libpam-modules zlib1g openssh-server openssh-client)
 host_virtiofsd || packages+=(virtiofsd)
 
 stamp=$base/packages

@@ -6,5 +6,7 @@
   ./systemd.nix
   ./systemd-initrd.nix
   ./security.nix
+  ./openssh.nix
+  ./networking.nix
   ./toplevel.nix
 ]

@@ -204,6 +204,8 @@ in
           extraGroups = mkOption { type = types.listOf types.str; default = [ ]; };
           home = mkOption { type = types.path; default = "/var/empty"; };
           hashedPassword = mkOption { type = types.nullOr types.str; default = null; };
+          createHome = mkOption { type = types.bool; default = false; };
+          homeMode = mkOption { type = types.strMatching "[0-7]{1,5}"; default = "700"; };
           subUidRanges = mkOption { type = types.listOf (types.submodule subordinateUidRange); default = [ ]; };
           subGidRanges = mkOption { type = types.listOf (types.submodule subordinateGidRange); default = [ ]; };
           autoSubUidGidRange = mkOption { type = types.bool; default = false; };
@@ -212,6 +214,18 @@ in
         config = lib.mkIf config.isNormalUser {
           group = lib.mkDefault "users";
           home = lib.mkDefault "/home/${config.name}";
+          createHome = lib.mkDefault true;
+        };
+      }));
+    };
+
+    users.groups = mkOption {
+      default = { };
+      type = types.attrsOf (types.submodule ({ name, ... }: {
+        options = {
+          name = mkOption { type = types.str; default = name; };
+          gid = mkOption { type = types.nullOr types.int; default = null; };
+          members = mkOption { type = types.listOf types.str; default = [ ]; };
         };
       }));
     };

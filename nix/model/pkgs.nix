@@ -111,6 +111,10 @@ let
     # Debian built sudo for /usr/libexec/sudo, where the systemd
     # stand-in's stage 2 links these plugins.
     sudo = self.trixiePackage "sudo-trixie" [ "bin/sudo" "bin/sudoedit" "libexec/sudo" ];
+    # Debian built OpenSSH for /usr/lib/openssh (sshd-session, sshd-auth)
+    # and /run/sshd (privilege separation); the openssh model links and
+    # makes them.
+    openssh = self.trixiePackage "openssh-trixie" [ "bin/sshd" "bin/ssh-keygen" "libexec/openssh" "etc/ssh/moduli" ];
     pam = self.trixiePackage "linux-pam-trixie" [ "lib/security" "bin/unix_chkpwd" ];
     standinKernel = self.runCommand "linux-standin" { } "cp ${files.kernel} $out";
     standinModules = files.modules;

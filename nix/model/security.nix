@@ -46,13 +46,15 @@ let
     commands = [{ command = "ALL"; options = opts ++ cfg.defaultOptions; }];
   }];
 
-  # pam.nix's rules for a service that asks nothing special of it.
-  pamService = ''
+  # pam.nix's rules for a service, as far as the services here ask: with
+  # or without pam_unix's password check (unixAuth). pam_systemd, which
+  # startSession adds, needs logind, which the stand-in lacks.
+  pamService = svc: ''
     # Account management.
     account required ${pkgs.pam}/lib/security/pam_unix.so
 
     # Authentication management.
-    auth sufficient ${pkgs.pam}/lib/security/pam_unix.so likeauth try_first_pass
+    ${lib.optionalString svc.unixAuth "auth sufficient ${pkgs.pam}/lib/security/pam_unix.so likeauth try_first_pass"}
     auth required ${pkgs.pam}/lib/security/pam_deny.so
 
     # Password management.
@@ -96,6 +98,9 @@ in
         options = {
           sshAgentAuth = mkOption { type = types.bool; default = false; };
           usshAuth = mkOption { type = types.bool; default = false; };
+          unixAuth = mkOption { type = types.bool; default = true; };
+          startSession = mkOption { type = types.bool; default = false; };
+          showMotd = mkOption { type = types.bool; default = false; };
         };
       });
     };
@@ -113,7 +118,7 @@ in
         group = "root";
         source = "${pkgs.pam}/bin/unix_chkpwd";
       };
-      environment.etc = lib.mapAttrs' (name: _: lib.nameValuePair "pam.d/${name}" { text = pamService; })
+      environment.etc = lib.mapAttrs' (name: svc: lib.nameValuePair "pam.d/${name}" { text = pamService svc; })
         config.security.pam.services // {
         "pam/environment".text = "";
       };

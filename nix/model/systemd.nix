@@ -59,17 +59,26 @@ let
   declared = lib.filterAttrs (_: s: s.enable) config.systemd.services;
 
   # users-groups.nix's accounts: root, nobody and the declared users, a
-  # normal user without a uid given the first free one from 1000 (in name
-  # order), each in its group and, in /etc/group, in its extra groups; the
-  # groups of nixos/modules/misc/ids.nix that systemd's units and tmpfiles
-  # name. No password unless one is declared.
-  gids = config.ids.gids;
+  # normal user without a uid given the first free one from 1000 and a
+  # system user the first free one down from 999 (in name order, as
+  # update-users-groups.pl allocates them), each in its group and, in
+  # /etc/group, in its extra groups; the groups of
+  # nixos/modules/misc/ids.nix that systemd's units and tmpfiles name, and
+  # the declared ones (without a gid: down from 999). No password unless
+  # one is declared.
+  declaredGroups = lib.filter (g: !(config.ids.gids ? ${g.name})) (lib.attrValues config.users.groups);
+  unnumberedGroups = lib.filter (g: g.gid == null) declaredGroups;
+  gids = config.ids.gids // lib.listToAttrs (map (g: lib.nameValuePair g.name
+    (if g.gid != null then g.gid else 999 - lib.lists.findFirstIndex (o: o.name == g.name) 0 unnumberedGroups))
+    declaredGroups);
   declaredUsers = lib.filter (u: u.name != "root" && u.name != "nobody")
     (lib.attrValues config.users.users);
   unnumbered = lib.filter (u: u.isNormalUser && u.uid == null) declaredUsers;
+  unnumberedSystem = lib.filter (u: u.isSystemUser && u.uid == null) declaredUsers;
   uidOf = u: if u.uid != null then u.uid
     else if u.isNormalUser then 1000 + lib.lists.findFirstIndex (o: o.name == u.name) 0 unnumbered
-    else throw "users.users.${u.name}: the systemd stand-in needs a uid for a user that is not normal";
+    else if u.isSystemUser then 999 - lib.lists.findFirstIndex (o: o.name == u.name) 0 unnumberedSystem
+    else throw "users.users.${u.name}: exactly one of isSystemUser and isNormalUser must be set";
   gidOf = u: gids.${u.group} or (throw "users.users.${u.name}.group: the systemd stand-in knows no group ${u.group}");
   accounts = [
     { name = "root"; uid = 0; gid = 0; description = "System administrator"; home = "/root"; shell = "/run/current-system/sw/bin/sh"; hash = "!"; }
@@ -144,12 +153,19 @@ let
     cp "$extraRulesPath" $out/rules.d/99-local.rules
   '';
 
-  # /etc from /etc/static, as NixOS's activation leaves it: a link per
-  # top-level entry, and copies of those with a mode.
+  # /etc from /etc/static, as setup-etc.pl leaves it: a link for each
+  # entry into /etc/static, in real directories, copies of those with a
+  # mode, and no link left that leads nowhere in /etc/static.
   etcActivation = ''
-    for f in /etc/static/*; do
-      rm -rf "/etc/''${f##*/}"
-      ln -s "$f" "/etc/''${f##*/}"
+    (cd /etc/static/ && find . -mindepth 1 ! -type d -o -type l) | while read -r f; do
+      f=''${f#./}
+      [ "$f" != .copies ] || continue
+      mkdir -p "/etc/$(dirname "$f")"
+      [ ! -d "/etc/$f" ] || [ -L "/etc/$f" ] || rm -rf "/etc/$f"
+      ln -sfn "/etc/static/$f" "/etc/$f"
+    done
+    find /etc -type l | while read -r l; do
+      case "$(readlink "$l")" in /etc/static/*) [ -e "$l" ] || rm -f "$l" ;; esac
     done
     while read -r mode target; do
       rm -f "/etc/$target"
@@ -186,6 +202,15 @@ let
     ln -sfn ${etc} /etc/static
     ${etcActivation}
     ${wrappers}
+    ${lib.concatMapStrings (u: lib.optionalString u.createHome ''
+      # update-users-groups.pl: a home made once, the user's, with its mode.
+      if ! [ -e ${lib.escapeShellArg u.home} ]; then
+        mkdir -p ${lib.escapeShellArg u.home}
+        chown ${toString (uidOf u)}:${toString (gidOf u)} ${lib.escapeShellArg u.home}
+        chmod ${u.homeMode} ${lib.escapeShellArg u.home}
+      fi
+    '') declaredUsers}
+    ${lib.concatStrings (lib.attrValues config.system.activationScripts)}
     [ -e /etc/machine-id ] || : > /etc/machine-id
     for e in ${cfg.package}/lib/systemd/*; do
       case "''${e##*/}" in
@@ -293,6 +318,14 @@ in
     systemd.package = mkOption { type = types.package; default = pkgs.systemd; };
     systemd.additionalUpstreamSystemUnits = mkOption { type = types.listOf types.str; default = [ ]; };
     systemd.suppressedSystemUnits = mkOption { type = types.listOf types.str; default = [ ]; };
+    # Targets as far as the modules use them: what wants them.
+    systemd.targets = mkOption {
+      default = { };
+      type = types.attrsOf (types.submodule { options.wantedBy = mkOption { type = types.listOf types.str; default = [ ]; }; });
+    };
+    # nixos/modules/system/activation/activation-script.nix, as plain
+    # snippets run in name order once /etc is in place.
+    system.activationScripts = mkOption { type = types.attrsOf types.lines; default = { }; };
     services.udev.extraRules = mkOption { type = types.lines; default = ""; };
     # The model's own switch: the stand-in's stage 2 runs this systemd as
     # PID 1, rather than the busybox script that reports and stops.
@@ -337,7 +370,9 @@ in
       wanted = lib.concatStrings (lib.mapAttrsToList
         (name: svc: lib.concatMapStrings (t: "${t}.wants ${name}.service\n") svc.wantedBy
           + lib.concatMapStrings (t: "${t}.requires ${name}.service\n") svc.requiredBy)
-        declared);
+        declared
+        ++ lib.mapAttrsToList (name: t: lib.concatMapStrings (w: "${w}.wants ${name}.target\n") t.wantedBy)
+          cfg.targets);
     } ''
       up=${cfg.package}/lib/systemd/system
       out_units=$out/system

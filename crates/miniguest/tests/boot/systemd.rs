@@ -315,6 +315,143 @@ fn lxc_runs_real_systemd_to_running() {
     stops_through_systemd(&guest, "halt.target");
 }
 
+/// The host bridge the sshd test's container is attached to (as the
+/// fixture's `ctsdssh` names it), with the host's address on it; removed
+/// when dropped.
+struct TestBridge;
+
+impl TestBridge {
+    const NAME: &'static str = "mgsdbr0";
+
+    fn up() -> Self {
+        let ip = |args: &[&str]| {
+            let out = std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "ip {args:?}: {}", stderr(&out));
+        };
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", Self::NAME])
+            .output();
+        ip(&["link", "add", Self::NAME, "type", "bridge"]);
+        ip(&["addr", "add", "10.231.77.1/24", "dev", Self::NAME]);
+        ip(&["link", "set", Self::NAME, "up"]);
+        TestBridge
+    }
+}
+
+impl Drop for TestBridge {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", Self::NAME])
+            .output();
+    }
+}
+
+/// NixOS's sshd in an LXC container with root mapped, on a bridge the test
+/// gives it: a user logs in from the host with the key the configuration
+/// declares (`users.users.alice.openssh.authorizedKeys.keyFiles`), which
+/// sits in /etc/ssh/authorized_keys.d as NixOS puts it there: a copy of
+/// the store's file, root's, mode 0444 (sshd's StrictModes checks it).
+#[test]
+fn lxc_sshd_lets_a_user_in_with_the_key_the_configuration_declares() {
+    if !lxc_ready()
+        || missing(&[
+            ("ssh", standin::which("ssh")),
+            ("ssh-keygen", standin::which("ssh-keygen")),
+            ("ip", standin::which("ip")),
+        ])
+        .is_some()
+    {
+        return;
+    }
+    let env = standin::systemd_env();
+    let key = env.path("ssh-key");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", stderr(&made));
+    std::fs::copy(
+        key.with_extension("pub"),
+        env.flake_dir().join("ssh-key.pub"),
+    )
+    .unwrap();
+    let name = unique_name("ctsdssh");
+    install(&env, "ctsdssh", &name);
+    let _bridge = TestBridge::up();
+    let log = env.path("console.log");
+    lxc_define_with(&env, &name, &env.path("lxc"), &log, &[]);
+    let guest = Guest {
+        env,
+        name,
+        log,
+        hashes: vec![],
+        vm: false,
+        _domain: None,
+    };
+    let out = guest.env.run(&["start", &guest.name, "--wait=120"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stderr(&out),
+        guest.console()
+    );
+    assert_running(&guest);
+    let copied = exec_in(
+        &guest.env,
+        &guest.name,
+        &["stat", "-c", "%F %u %a", "/etc/ssh/authorized_keys.d/alice"],
+    );
+    assert_eq!(stdout(&copied).trim(), "regular file 0 444");
+    let login = std::process::Command::new("ssh")
+        .args(["-F", "/dev/null", "-i"])
+        .arg(&key)
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "ConnectTimeout=20",
+            "alice@10.231.77.2",
+            "id",
+            "-un",
+        ])
+        .output()
+        .unwrap();
+    assert!(login.status.success(), "{}", stderr(&login));
+    assert_eq!(stdout(&login).trim(), "alice");
+    // Without the key, sshd lets nobody in: the login above was the key's.
+    let keyless = std::process::Command::new("ssh")
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "ConnectTimeout=20",
+            "alice@10.231.77.2",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert!(!keyless.status.success(), "a login without the key worked");
+    stops_through_systemd(&guest, "halt.target");
+}
+
 /// A libvirt VM on 9p: real systemd from stage 1 on, udev, credentials
 /// from fw_cfg, `exec` through qemu-ga as NixOS's unit (which udev starts
 /// when the agent's port appears), and `stop` through the agent: systemd's
