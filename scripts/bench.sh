@@ -13,7 +13,8 @@
 #   7. --host: install against nix copy + ssh nix-env --set by hand; a
 #      no-change reinstall (time, bytes sent); status of 3 hosts x 20 guests
 #   8. real systemd against the busybox stand-in: in an LXC container (start
-#      to ready, stop, idle cgroup memory); in a VM on libvirt (start to
+#      to ready, stop, idle cgroup memory); under nspawn (start to ready);
+#      in a VM (systemd stage 1 too) on libvirt (start to
 #      ready, stop, idle QEMU RSS), under `run` and microvm.nix's QEMU
 #      shape (to the console's multi-user line)
 # Run as root on Debian 12.
@@ -342,7 +343,24 @@ for attr in ctstay ctsdplain; do
     "$([ $attr = ctstay ] && echo busybox || echo systemd)" "$(printf '%s\n' "${times[@]}" | median)" "$stop" "$(echo "$mem / 1048576" | bc -l)"
 done
 
-# VMs: the busybox stand-in's vmstay against vmsd (systemd from stage 2
+# nspawn: the command `create -t nspawn` prints, from its start to the
+# busybox stand-in's marker or systemd's multi-user line on its console.
+for attr in ct ctsdplain; do
+  flake=$work/flake marker=STANDIN-DONE
+  if [ $attr = ctsdplain ]; then flake=$work/sdflake marker='Reached target.*multi-user.target'; fi
+  "$mg" install "path:$flake#$attr" -n "bench-nsp-$attr" >/dev/null 2>&1
+  script=$("$mg" create -t nspawn "bench-nsp-$attr" 2>/dev/null)
+  times=()
+  for _ in $(seq "$rounds"); do
+    times+=("$(MARKER=$marker time_to_marker "$work/nsp.log" sh -c "$script > $work/nsp.log 2>&1")")
+    # The next round's machine has this one's name: wait for its shutdown.
+    while pgrep -x systemd-nspawn >/dev/null; do sleep 0.2; done
+  done
+  printf '%-9s nspawn start to ready %6.2f s\n' \
+    "$([ $attr = ct ] && echo busybox || echo systemd)" "$(printf '%s\n' "${times[@]}" | median)"
+done
+
+# VMs: the busybox stand-in's vmstay against vmsd (systemd from stage 1
 # on, udev, qemu-ga as NixOS's unit), on 9p. libvirt: `start --wait` to
 # ready (the readiness command through the agent), `stop` (through the
 # agent: systemd's poweroff, or the busybox stand-in's ACPI handler), and

@@ -349,6 +349,31 @@ impl Drop for TestBridge {
     }
 }
 
+/// `ssh OPTIONS alice@GUEST COMMAND…` from the host to the sshd test's
+/// container, with no configuration of the host's and never a prompt.
+fn ssh_to_guest(options: &[&str], command: &[&str]) -> std::process::Output {
+    std::process::Command::new("ssh")
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+        ])
+        .args([
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "ConnectTimeout=20",
+        ])
+        .args(options)
+        .arg("alice@10.231.77.2")
+        .args(command)
+        .output()
+        .unwrap()
+}
+
 /// NixOS's sshd in an LXC container with root mapped, on a bridge the test
 /// gives it: a user logs in from the host with the key the configuration
 /// declares (`users.users.alice.openssh.authorizedKeys.keyFiles`), which
@@ -406,48 +431,14 @@ fn lxc_sshd_lets_a_user_in_with_the_key_the_configuration_declares() {
         &["stat", "-c", "%F %u %a", "/etc/ssh/authorized_keys.d/alice"],
     );
     assert_eq!(stdout(&copied).trim(), "regular file 0 444");
-    let login = std::process::Command::new("ssh")
-        .args(["-F", "/dev/null", "-i"])
-        .arg(&key)
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "ConnectTimeout=20",
-            "alice@10.231.77.2",
-            "id",
-            "-un",
-        ])
-        .output()
-        .unwrap();
+    let login = ssh_to_guest(
+        &["-i", key.to_str().unwrap(), "-o", "IdentitiesOnly=yes"],
+        &["id", "-un"],
+    );
     assert!(login.status.success(), "{}", stderr(&login));
     assert_eq!(stdout(&login).trim(), "alice");
     // Without the key, sshd lets nobody in: the login above was the key's.
-    let keyless = std::process::Command::new("ssh")
-        .args([
-            "-F",
-            "/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "PubkeyAuthentication=no",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "ConnectTimeout=20",
-            "alice@10.231.77.2",
-            "true",
-        ])
-        .output()
-        .unwrap();
+    let keyless = ssh_to_guest(&["-o", "PubkeyAuthentication=no"], &["true"]);
     assert!(!keyless.status.success(), "a login without the key worked");
     stops_through_systemd(&guest, "halt.target");
 }
