@@ -23,9 +23,10 @@ host_virtiofsd() {
   command -v virtiofsd >/dev/null 2>&1 && ! [ "$(command -v virtiofsd)" = "$tool_bin/virtiofsd" ]
 }
 
-# systemd, udev, util-linux (mount, agetty, setpriv), sudo with PAM's
-# modules, and zlib (which systemd's tools load but the library walk,
-# keeping to lib* packages, misses): the systemd stand-in's.
+# systemd, udev, kmod, util-linux (mount, agetty, sulogin, setpriv), sudo
+# with PAM's modules, OpenSSH's server and client (sshd, ssh-keygen), and
+# zlib (which systemd's tools load but the library walk, keeping to lib*
+# packages, misses): the systemd stand-in's.
 packages=(nix-bin systemd udev kmod mount util-linux sudo libpam-modules zlib1g openssh-server openssh-client)
 host_virtiofsd || packages+=(virtiofsd)
 
