@@ -121,40 +121,36 @@ let
     mkdir -p $root
     is_elf() { [ -f "$1" ] && [ "$(head -c 4 "$1" | od -An -c | tr -d ' ')" = 177ELF ]; }
     # A store path (a file, link or directory) at its own path in the
-    # initrd, with what a link leads to and what an ELF file loads.
+    # initrd, with what it needs there.
     add() {
-      local f=$1 t d n
+      local f=$1
       { [ -e "$root$f" ] || [ -L "$root$f" ]; } && return 0
       [ -e "$f" ] || [ -L "$f" ] || { echo "initrd: no $f" >&2; return 1; }
       mkdir -p "$root$(dirname "$f")"
       cp -a "$f" "$root$f"
       [ -L "$f" ] || chmod -R u+w "$root$f"
+      needs "$f"
+    }
+    # What a copied path needs: where a link leads, what each entry of a
+    # directory needs, and the loader and libraries an ELF file names.
+    needs() {
+      local f=$1 t interp n d found
       if [ -L "$f" ]; then
         t=$(readlink "$f")
         case "$t" in /*) add "$t" ;; *) add "$(dirname "$f")/$t" ;; esac
       elif [ -d "$f" ]; then
-        find "$f" -type f -o -type l | while read -r n; do elf_deps "$n"; done
-      else
-        elf_deps "$f"
-      fi
-    }
-    elf_deps() {
-      local f=$1 interp n d found
-      if [ -L "$f" ]; then
-        t=$(readlink "$f")
-        case "$t" in /*) add "$t" ;; *) add "$(dirname "$f")/$t" ;; esac
-        return 0
-      fi
-      is_elf "$f" || return 0
-      interp=$(patchelf --print-interpreter "$f" 2>/dev/null || true)
-      [ -z "$interp" ] || add "$interp"
-      for n in $(patchelf --print-needed "$f"); do
-        found=
-        for d in $(patchelf --print-rpath "$f" | tr : ' '); do
-          if [ -e "$d/$n" ]; then add "$d/$n"; found=1; break; fi
+        find "$f" -type f -o -type l | while read -r n; do needs "$n"; done
+      elif is_elf "$f"; then
+        interp=$(patchelf --print-interpreter "$f" 2>/dev/null || true)
+        [ -z "$interp" ] || add "$interp"
+        for n in $(patchelf --print-needed "$f"); do
+          found=
+          for d in $(patchelf --print-rpath "$f" | tr : ' '); do
+            if [ -e "$d/$n" ]; then add "$d/$n"; found=1; break; fi
+          done
+          [ -n "$found" ] || { echo "initrd: $f needs $n, not found in its run path" >&2; return 1; }
         done
-        [ -n "$found" ] || { echo "initrd: $f needs $n, not found in its run path" >&2; return 1; }
-      done
+      fi
     }
 
     up=${systemd}/lib/systemd/system

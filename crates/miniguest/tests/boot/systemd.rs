@@ -58,6 +58,26 @@ struct Installed {
     hashes: Vec<(String, String)>,
 }
 
+impl Installed {
+    /// Its `--credential` options, for a command that defines or runs it.
+    fn credential_args(&self) -> Vec<&str> {
+        self.args.iter().map(String::as_str).collect()
+    }
+
+    /// The guest it is once defined or running: a VM or a container, with
+    /// its libvirt domain if it has one.
+    fn into_guest(self, vm: bool, domain: Option<standin::Domain>) -> Guest {
+        Guest {
+            env: self.env,
+            name: self.name,
+            log: self.log,
+            hashes: self.hashes,
+            vm,
+            _domain: domain,
+        }
+    }
+}
+
 fn installed_systemd_guest(attr: &str) -> Installed {
     let env = standin::systemd_env();
     let name = unique_name(attr);
@@ -80,31 +100,21 @@ fn systemd_container(attr: &str) -> Option<Guest> {
     if !lxc_ready() {
         return None;
     }
-    let Installed {
-        env,
-        name,
-        log,
-        args,
-        hashes,
-    } = installed_systemd_guest(attr);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let lxcpath = env.path("lxc");
-    let declares = attr == "ctsd";
+    let installed = installed_systemd_guest(attr);
+    let lxcpath = installed.env.path("lxc");
+    let credentials = if attr == "ctsd" {
+        installed.credential_args()
+    } else {
+        vec![]
+    };
     lxc_define_with(
-        &env,
-        &name,
+        &installed.env,
+        &installed.name,
         &lxcpath,
-        &log,
-        if declares { &args } else { &[] },
+        &installed.log,
+        &credentials,
     );
-    Some(Guest {
-        env,
-        name,
-        log,
-        hashes,
-        vm: false,
-        _domain: None,
-    })
+    Some(installed.into_guest(false, None))
 }
 
 /// The VM stand-in `attr` with the systemd stand-in's programs, defined
@@ -113,23 +123,15 @@ fn systemd_libvirt(attr: &str) -> Option<Guest> {
     if missing(&[libvirt_needed()]).is_some() {
         return None;
     }
-    let Installed {
-        env,
-        name,
-        log,
-        args,
-        hashes,
-    } = installed_systemd_guest(attr);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    define_with(&env, &name, &log, &args);
-    Some(Guest {
-        _domain: Some(standin::Domain(name.clone())),
-        env,
-        name,
-        log,
-        hashes,
-        vm: true,
-    })
+    let installed = installed_systemd_guest(attr);
+    define_with(
+        &installed.env,
+        &installed.name,
+        &installed.log,
+        &installed.credential_args(),
+    );
+    let domain = standin::Domain(installed.name.clone());
+    Some(installed.into_guest(true, Some(domain)))
 }
 
 /// `start --wait` returns when systemd says `running`; systemd lists the
@@ -506,29 +508,16 @@ fn run_runs_real_systemd_and_ends_with_its_poweroff() {
     if missing(&[]).is_some() {
         return;
     }
-    let Installed {
-        env,
-        name,
-        log,
-        args: creds,
-        hashes,
-    } = installed_systemd_guest("vmsd");
-    let mut run = env.std_cmd();
-    run.args(["run", &name, "--network", "none", "--console-log"])
-        .arg(&log)
-        .args(&creds)
+    let installed = installed_systemd_guest("vmsd");
+    let mut run = installed.env.std_cmd();
+    run.args(["run", &installed.name, "--network", "none", "--console-log"])
+        .arg(&installed.log)
+        .args(&installed.args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .process_group(0);
     let mut child = KillGroup(run.spawn().unwrap());
-    let guest = Guest {
-        env,
-        name,
-        log,
-        hashes,
-        vm: true,
-        _domain: None,
-    };
+    let guest = installed.into_guest(true, None);
     let deadline = Instant::now() + BOOT_TIMEOUT;
     let mut ready = exec_in(&guest.env, &guest.name, &["true"]);
     while !ready.status.success() && Instant::now() < deadline {
